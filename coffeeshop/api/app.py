@@ -1,0 +1,82 @@
+"""The application factory: the composition root of the HTTP service."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sentry_sdk
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from coffeeshop.api.container import Container, build_container
+from coffeeshop.api.errors import install_error_handlers
+from coffeeshop.api.logging import configure_logging
+from coffeeshop.api.middleware import (
+    AccessLogMiddleware,
+    SecurityHeadersMiddleware,
+    UnhandledErrorMiddleware,
+)
+from coffeeshop.api.routers import health, identity, staff
+from coffeeshop.api.settings import Settings
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def is_sane_request_id(value: str) -> bool:
+    return bool(_SANE_REQUEST_ID.fullmatch(value))
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings)
+    if settings.sentry_dsn is not None:
+        sentry_sdk.init(
+            dsn=settings.sentry_dsn.get_secret_value(),
+            environment=settings.environment.value,
+            traces_sample_rate=settings.sentry_traces_sample_rate,
+            send_default_pii=False,
+        )
+    services = container or build_container(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await services.aclose()
+
+    app = FastAPI(
+        title="coffeeshop",
+        version="1.0.0",
+        description="Orders, menu and daily sales for coffee shops and small restaurants.",
+        debug=settings.debug,
+        lifespan=lifespan,
+    )
+    app.state.container = services
+    install_error_handlers(app)
+    for router in (health.router, identity.router, staff.router):
+        app.include_router(router)
+
+    # Added innermost first: the last one added runs first on the way in.
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(
+        CorrelationIdMiddleware,
+        header_name="X-Request-ID",
+        generator=lambda: str(uuid.uuid4()),
+        validator=is_sane_request_id,
+        transformer=lambda value: value,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key",
+                           "If-Match", "X-Request-ID"],
+            expose_headers=["ETag", "X-Request-ID", "Retry-After", "X-Projection-Stale"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)
+    return app

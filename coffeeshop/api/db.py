@@ -1,0 +1,58 @@
+"""Engine construction: pool sizing, driver options and SQLite's write locking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from coffeeshop.api.settings import Settings
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def make_engine(settings: Settings, database_url: str | None = None) -> Engine:
+    url = make_url(database_url or settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url.render_as_string(hide_password=False))
+    connect_args: dict[str, Any] = {}
+    if url.get_driver_name() == "pymysql":
+        connect_args["charset"] = url.query.get("charset", "utf8mb4")
+        if url.host in _LOOPBACK:
+            # A new PyMySQL connection otherwise spends ~21 ms of CPU negotiating TLS.
+            connect_args["ssl_disabled"] = True
+    return create_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        # Each statement sees what committed before it: the append reads the stream
+        # version after taking the restaurant's sequence lock and must not use an older snapshot.
+        isolation_level="READ COMMITTED",
+        connect_args=connect_args,
+    )
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn: Any) -> None:
+        # Take the write lock up front: a deferred transaction that later writes can fail
+        # with "database is locked" instead of waiting its turn.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,329 @@
+"""The event store: append with optimistic concurrency and idempotency, and every read path.
+
+One append is one transaction. It bumps the restaurant's row in ``restaurant_sequences``
+first; that row lock is held until commit, so within a restaurant ``seq`` order is commit
+order and has no holes. ``UNIQUE(stream_id, version)`` is the backstop for the version check.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from coffeeshop.events.clock import Clock, as_utc, naive_utc, utc_now
+from coffeeshop.events.envelope import (
+    AppendResult,
+    EventMetadata,
+    RecordedEvent,
+    StoredResponse,
+    StreamRef,
+)
+from coffeeshop.events.errors import ConcurrencyError, IdempotencyKeyReused
+from coffeeshop.events.registry import DomainEvent, EventRegistry
+from coffeeshop.events.schema import events, idempotency_keys, outbox, restaurant_sequences
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+
+class IdempotencyClaim:
+    """Ties an append to an idempotency key; ``respond`` builds the response to record."""
+
+    def __init__(
+        self,
+        key: str,
+        request_hash: str,
+        respond: Callable[[AppendResult], StoredResponse],
+    ) -> None:
+        self.key = key
+        self.request_hash = request_hash
+        self.respond = respond
+
+
+class EventStore:
+    def __init__(self, engine: Engine, registry: EventRegistry, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._registry = registry
+        self._clock = clock
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        stream: StreamRef,
+        expected_version: int,
+        new_events: Sequence[DomainEvent],
+        metadata: EventMetadata | None = None,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> AppendResult:
+        """Append ``new_events`` if the stream is still at ``expected_version``.
+
+        Raises ConcurrencyError otherwise. With an idempotency claim whose key was recorded
+        meanwhile by a concurrent request, nothing is appended and the recorded response is
+        returned with ``replayed=True``.
+        """
+        if not new_events:
+            raise ValueError("append needs at least one event")
+        try:
+            with self._engine.begin() as conn:
+                return self._append(conn, stream, expected_version, new_events, metadata,
+                                    idempotency)
+        except _KeyTaken:
+            assert idempotency is not None
+            recorded = self.idempotent_response(
+                stream.restaurant_id, idempotency.key, idempotency.request_hash
+            )
+            if recorded is None:  # expired between the two statements; vanishingly rare
+                raise
+            return recorded
+
+    def _append(
+        self,
+        conn: Connection,
+        stream: StreamRef,
+        expected_version: int,
+        new_events: Sequence[DomainEvent],
+        metadata: EventMetadata | None,
+        idempotency: IdempotencyClaim | None,
+    ) -> AppendResult:
+        now = naive_utc(self._clock())
+        count = len(new_events)
+        last_seq = _take_sequence(conn, stream.restaurant_id, count, now)
+        current = _stream_version(conn, stream.stream_id)
+        if current != expected_version:
+            raise ConcurrencyError(stream.stream_id, expected_version, current)
+        first_seq = last_seq - count + 1
+        meta = (metadata or EventMetadata()).to_json()
+        rows = [
+            {
+                "event_id": str(uuid.uuid4()),
+                "restaurant_id": stream.restaurant_id,
+                "seq": first_seq + i,
+                "stream_type": stream.stream_type,
+                "stream_id": stream.stream_id,
+                "version": expected_version + 1 + i,
+                "type": event.event_type,
+                "schema_version": event.schema_version,
+                "data": event.payload(),
+                "metadata": meta,
+                "recorded_at": now,
+            }
+            for i, event in enumerate(new_events)
+        ]
+        try:
+            conn.execute(insert(events), rows)
+        except IntegrityError as exc:  # a writer that skipped the sequence lock raced us
+            raise ConcurrencyError(
+                stream.stream_id, expected_version, _stream_version(conn, stream.stream_id)
+            ) from exc
+        conn.execute(
+            insert(outbox),
+            [{"restaurant_id": r["restaurant_id"], "seq": r["seq"], "created_at": now}
+             for r in rows],
+        )
+        result = AppendResult(
+            stream_id=stream.stream_id, version=expected_version + count, position=last_seq
+        )
+        if idempotency is None:
+            return result
+        response = idempotency.respond(result)
+        try:
+            conn.execute(
+                insert(idempotency_keys).values(
+                    restaurant_id=stream.restaurant_id,
+                    idempotency_key=idempotency.key,
+                    request_hash=idempotency.request_hash,
+                    status_code=response.status_code,
+                    response=response.body,
+                    stream_id=stream.stream_id,
+                    created_at=now,
+                )
+            )
+        except IntegrityError as exc:  # rolls the whole append back
+            raise _KeyTaken from exc
+        return AppendResult(
+            stream_id=result.stream_id,
+            version=result.version,
+            position=result.position,
+            response=response,
+        )
+
+    def ensure_restaurant(self, conn: Connection, restaurant_id: str) -> None:
+        """Create the restaurant's sequence row (idempotent); part of the caller's transaction."""
+        _insert_ignore(conn, restaurant_id, naive_utc(self._clock()))
+
+    # -- idempotency -----------------------------------------------------------------------
+
+    def idempotent_response(
+        self, restaurant_id: str, key: str, request_hash: str
+    ) -> AppendResult | None:
+        """The response recorded under ``key``, or None; a different body raises."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(idempotency_keys).where(
+                    idempotency_keys.c.restaurant_id == restaurant_id,
+                    idempotency_keys.c.idempotency_key == key,
+                )
+            ).first()
+        if row is None:
+            return None
+        if as_utc(row.created_at) < self._clock() - IDEMPOTENCY_TTL:
+            self._forget_key(restaurant_id, key)
+            return None
+        if row.request_hash != request_hash:
+            raise IdempotencyKeyReused(key)
+        body: dict[str, Any] = row.response
+        return AppendResult(
+            stream_id=row.stream_id,
+            version=int(body.get("version", 0)),
+            position=int(body.get("position", 0)),
+            response=StoredResponse(status_code=row.status_code, body=body),
+            replayed=True,
+        )
+
+    def purge_idempotency_keys(self) -> int:
+        """Delete keys older than the 24 h retention; returns how many went."""
+        cutoff = naive_utc(self._clock() - IDEMPOTENCY_TTL)
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                idempotency_keys.delete().where(idempotency_keys.c.created_at < cutoff)
+            )
+        return int(result.rowcount)
+
+    def _forget_key(self, restaurant_id: str, key: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                idempotency_keys.delete().where(
+                    idempotency_keys.c.restaurant_id == restaurant_id,
+                    idempotency_keys.c.idempotency_key == key,
+                )
+            )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def load_stream(
+        self, restaurant_id: str, stream_id: str, after_version: int = 0
+    ) -> list[RecordedEvent]:
+        """A stream's events in version order; another restaurant's stream reads as empty."""
+        query = (
+            select(events)
+            .where(
+                events.c.stream_id == stream_id,
+                events.c.restaurant_id == restaurant_id,
+                events.c.version > after_version,
+            )
+            .order_by(events.c.version)
+        )
+        return self._fetch(query)
+
+    def read_restaurant(
+        self, restaurant_id: str, after_seq: int = 0, limit: int = 1000, up_to_seq: int | None = None
+    ) -> list[RecordedEvent]:
+        """A restaurant's events after ``after_seq`` in seq (commit) order."""
+        query = select(events).where(
+            events.c.restaurant_id == restaurant_id, events.c.seq > after_seq
+        )
+        if up_to_seq is not None:
+            query = query.where(events.c.seq <= up_to_seq)
+        return self._fetch(query.order_by(events.c.seq).limit(limit))
+
+    def read_all(self, after_id: int = 0, limit: int = 1000) -> list[RecordedEvent]:
+        """All events after the row id ``after_id`` (keyset batches for replay)."""
+        return self._fetch(
+            select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+        )
+
+    def iter_all(self, batch_size: int = 1000) -> Iterator[RecordedEvent]:
+        after = 0
+        while batch := self.read_all(after, batch_size):
+            yield from batch
+            after = batch[-1].id
+
+    def heads(self) -> dict[str, int]:
+        """Every restaurant's last committed seq."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(restaurant_sequences.c.restaurant_id, restaurant_sequences.c.last_seq)
+            ).all()
+        return {row.restaurant_id: int(row.last_seq) for row in rows}
+
+    def head(self, restaurant_id: str) -> int:
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                select(restaurant_sequences.c.last_seq).where(
+                    restaurant_sequences.c.restaurant_id == restaurant_id
+                )
+            ).scalar()
+        return int(value or 0)
+
+    def stream_version(self, stream_id: str) -> int:
+        with self._engine.connect() as conn:
+            return _stream_version(conn, stream_id)
+
+    def _fetch(self, query: Any) -> list[RecordedEvent]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [self.to_recorded(row) for row in rows]
+
+    def to_recorded(self, row: Row[Any]) -> RecordedEvent:
+        """Build a RecordedEvent from an ``events`` row, upcasting its payload."""
+        schema_version, data = self._registry.upcast(row.type, row.schema_version, row.data)
+        return RecordedEvent(
+            id=row.id,
+            event_id=row.event_id,
+            restaurant_id=row.restaurant_id,
+            seq=row.seq,
+            stream_type=row.stream_type,
+            stream_id=row.stream_id,
+            version=row.version,
+            type=row.type,
+            schema_version=schema_version,
+            data=data,
+            metadata=row.metadata,
+            recorded_at=as_utc(row.recorded_at),
+        )
+
+
+class _KeyTaken(Exception):
+    """Internal: a concurrent request recorded the same idempotency key first."""
+
+
+def _take_sequence(conn: Connection, restaurant_id: str, count: int, now: datetime) -> int:
+    """Reserve ``count`` seqs; the row lock it takes serialises this restaurant's appends."""
+    bump = (
+        update(restaurant_sequences)
+        .where(restaurant_sequences.c.restaurant_id == restaurant_id)
+        .values(last_seq=restaurant_sequences.c.last_seq + count, updated_at=now)
+    )
+    if conn.execute(bump).rowcount == 0:
+        _insert_ignore(conn, restaurant_id, now)
+        conn.execute(bump)
+    last = conn.execute(
+        select(restaurant_sequences.c.last_seq).where(
+            restaurant_sequences.c.restaurant_id == restaurant_id
+        )
+    ).scalar_one()
+    return int(last)
+
+
+def _insert_ignore(conn: Connection, restaurant_id: str, now: datetime) -> None:
+    statement = (
+        insert(restaurant_sequences)
+        .values(restaurant_id=restaurant_id, last_seq=0, updated_at=now)
+        .prefix_with("IGNORE", dialect=("mysql", "mariadb"))
+        .prefix_with("OR IGNORE", dialect="sqlite")
+    )
+    conn.execute(statement)
+
+
+def _stream_version(conn: Connection, stream_id: str) -> int:
+    value = conn.execute(
+        select(func.max(events.c.version)).where(events.c.stream_id == stream_id)
+    ).scalar()
+    return int(value or 0)
+
+

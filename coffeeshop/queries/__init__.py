@@ -1,0 +1,1 @@
+"""Read side queries: functions over read tables and the cache, always paginated."""

@@ -1,0 +1,79 @@
+"""Shared fixtures: real MariaDB and Redis (production mode) and SQLite (embedded mode).
+
+The servers' addresses come from TEST_DATABASE_URL and TEST_REDIS_URL; the defaults are the
+local services that `make test` and CI start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, inspect, text
+
+from coffeeshop.api.db import make_engine
+from coffeeshop.api.settings import Settings
+from coffeeshop.migrations.runner import upgrade
+
+MYSQL_URL = os.environ.get("TEST_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+TEST_SECRET = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "secret_key": TEST_SECRET,
+        "database_url": MYSQL_URL,
+        "redis_url": REDIS_URL,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+def _reset_mysql(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
+        for table in inspect(conn).get_table_names():
+            conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))
+        conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
+
+
+@pytest.fixture(scope="session")
+def mysql_engine() -> Iterator[Engine]:
+    """The test database, emptied and migrated once per session; tests isolate by tenant."""
+    engine = make_engine(make_settings())
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # pragma: no cover - a setup problem, not a test result
+        pytest.exit(f"MariaDB is not reachable at {MYSQL_URL}: {exc}. Run `make services`.", 2)
+    _reset_mysql(engine)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("embedded") / "coffeeshop.db"
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    engine = make_engine(make_settings(database_url=sqlite_url, redis_url=None))
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    """Both storage backends: what must hold in production must hold embedded too."""
+    fixture = "mysql_engine" if request.param == "mysql" else "sqlite_engine"
+    result: Engine = request.getfixturevalue(fixture)
+    return result
