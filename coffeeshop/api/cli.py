@@ -18,7 +18,9 @@ def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        lines = [f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        lines = [
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        ]
         sys.exit("coffeeshop: invalid configuration\n" + "\n".join(lines))
 
 
@@ -37,8 +39,10 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings()
     if settings.uses_sqlite:
         if args.workers > 1:
-            sys.exit("coffeeshop: the embedded SQLite mode runs one worker; set DATABASE_URL "
-                     "and REDIS_URL to run several")
+            sys.exit(
+                "coffeeshop: the embedded SQLite mode runs one worker; set DATABASE_URL "
+                "and REDIS_URL to run several"
+            )
         migrate(args)
     uvicorn.run(
         "coffeeshop.api.app:create_app",

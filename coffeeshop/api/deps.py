@@ -82,12 +82,16 @@ def get_page_request(
     if cursor is None:
         return PageRequest(skip=skip, limit=limit)
     if skip:
-        raise Unprocessable("Use either skip or cursor, not both",
-                            errors=[{"loc": ["query", "skip"], "msg": "must be 0 with a cursor"}])
+        raise Unprocessable(
+            "Use either skip or cursor, not both",
+            errors=[{"loc": ["query", "skip"], "msg": "must be 0 with a cursor"}],
+        )
     try:
         return PageRequest(skip=0, limit=limit, cursor=decode_cursor(cursor))
     except InvalidCursor as exc:
-        raise Unprocessable(str(exc), errors=[{"loc": ["query", "cursor"], "msg": str(exc)}]) from exc
+        raise Unprocessable(
+            str(exc), errors=[{"loc": ["query", "cursor"], "msg": str(exc)}]
+        ) from exc
 
 
 PageDep = Annotated[PageRequest, Depends(get_page_request)]

@@ -121,27 +121,42 @@ def _loc(parts: Sequence[Any]) -> list[str | int]:
 def install_error_handlers(app: FastAPI) -> None:
     async def app_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
-        return problem(exc.status, exc.detail, slug=exc.slug, instance=request.url.path,
-                       errors=exc.errors, headers=exc.headers)
+        return problem(
+            exc.status,
+            exc.detail,
+            slug=exc.slug,
+            instance=request.url.path,
+            errors=exc.errors,
+            headers=exc.headers,
+        )
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         return await app_error(request, _domain_to_app(exc))
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", ""))}
-                  for e in exc.errors()]
-        return problem(422, "The request is not valid", slug="validation-error",
-                       instance=request.url.path, errors=errors)
+        errors = [
+            {"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()
+        ]
+        return problem(
+            422,
+            "The request is not valid",
+            slug="validation-error",
+            instance=request.url.path,
+            errors=errors,
+        )
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return problem(exc.status_code, str(exc.detail), instance=request.url.path,
-                       headers=dict(exc.headers or {}))
+        return problem(
+            exc.status_code,
+            str(exc.detail),
+            instance=request.url.path,
+            headers=dict(exc.headers or {}),
+        )
 
     app.add_exception_handler(AppError, app_error)
-    for error_type in (DomainError, ConcurrencyError, IdempotencyKeyReused,
-                       IdempotencyKeyInFlight):
+    for error_type in (DomainError, ConcurrencyError, IdempotencyKeyReused, IdempotencyKeyInFlight):
         app.add_exception_handler(error_type, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
@@ -151,5 +166,9 @@ def unexpected_error_response(path: str, exc: BaseException) -> JSONResponse:
     """A 500 that says nothing about internals; the stack trace goes to the log and Sentry."""
     log.error("unhandled error on %s", path, exc_info=exc)
     sentry_sdk.capture_exception(exc)
-    return problem(500, "An unexpected error occurred. Quote the request id when reporting it.",
-                   slug="internal-error", instance=path)
+    return problem(
+        500,
+        "An unexpected error occurred. Quote the request id when reporting it.",
+        slug="internal-error",
+        instance=path,
+    )

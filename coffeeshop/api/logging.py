@@ -62,9 +62,7 @@ def configure_logging(settings: Settings) -> None:
                     ],
                 }
             },
-            "handlers": {
-                "default": {"class": "logging.StreamHandler", "formatter": "structured"}
-            },
+            "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "structured"}},
             "root": {"handlers": ["default"], "level": settings.log_level},
             "loggers": {
                 # Uvicorn's own handlers are replaced by ours; its access log by our middleware.

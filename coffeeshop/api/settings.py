@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-please"
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me-please"  # noqa: S105 - refused in production
 MIN_PRODUCTION_SECRET_LENGTH = 32
 _WEAK_SECRETS = frozenset({DEV_SECRET_KEY, "changeme", "change-me", "secret", "dev", "test"})
 

@@ -19,6 +19,15 @@ class StreamRef:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamWrite:
+    """Events to append to one stream, valid only if it is still at ``expected_version``."""
+
+    stream: StreamRef
+    expected_version: int
+    events: tuple[DomainEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class EventMetadata:
     correlation_id: str | None = None
     causation_id: str | None = None

@@ -22,7 +22,7 @@ class OutboxEntry:
 
 
 def claim_batch(conn: Connection, store: EventStore, limit: int = 500) -> list[OutboxEntry]:
-    """Lock up to ``limit`` unclaimed outbox rows (in the caller's transaction) with their events."""
+    """Lock up to ``limit`` unclaimed outbox rows with their events (caller's transaction)."""
     claimed = conn.execute(
         select(outbox.c.id, outbox.c.restaurant_id, outbox.c.seq)
         .order_by(outbox.c.id)
@@ -33,7 +33,9 @@ def claim_batch(conn: Connection, store: EventStore, limit: int = 500) -> list[O
         return []
     keys = [(row.restaurant_id, row.seq) for row in claimed]
     condition = tuple_(events.c.restaurant_id, events.c.seq).in_(keys)
-    by_key = {(row.restaurant_id, row.seq): row for row in conn.execute(select(events).where(condition))}
+    by_key = {
+        (row.restaurant_id, row.seq): row for row in conn.execute(select(events).where(condition))
+    }
     return [
         OutboxEntry(outbox_id=row.id, event=store.to_recorded(by_key[(row.restaurant_id, row.seq)]))
         for row in claimed

@@ -22,6 +22,7 @@ from coffeeshop.events.envelope import (
     RecordedEvent,
     StoredResponse,
     StreamRef,
+    StreamWrite,
 )
 from coffeeshop.events.errors import ConcurrencyError, IdempotencyKeyReused
 from coffeeshop.events.registry import DomainEvent, EventRegistry
@@ -68,14 +69,31 @@ class EventStore:
         """
         if not new_events:
             raise ValueError("append needs at least one event")
+        write = StreamWrite(stream, expected_version, tuple(new_events))
+        return self.append_many([write], metadata, idempotency)
+
+    def append_many(
+        self,
+        writes: Sequence[StreamWrite],
+        metadata: EventMetadata | None = None,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> AppendResult:
+        """Append to several streams of one restaurant in one transaction, all or nothing.
+
+        Each write's expected version is checked, including writes with no events, so a
+        decision that depended on another aggregate fails if that aggregate moved. The
+        result describes the first write that has events.
+        """
+        restaurants = {write.stream.restaurant_id for write in writes}
+        if len(restaurants) != 1 or not any(write.events for write in writes):
+            raise ValueError("append_many needs events for exactly one restaurant")
         try:
             with self._engine.begin() as conn:
-                return self._append(conn, stream, expected_version, new_events, metadata,
-                                    idempotency)
+                return self._append(conn, writes, metadata, idempotency)
         except _KeyTaken:
             assert idempotency is not None
             recorded = self.idempotent_response(
-                stream.restaurant_id, idempotency.key, idempotency.request_hash
+                restaurants.pop(), idempotency.key, idempotency.request_hash
             )
             if recorded is None:  # expired between the two statements; vanishingly rare
                 raise
@@ -84,49 +102,56 @@ class EventStore:
     def _append(
         self,
         conn: Connection,
-        stream: StreamRef,
-        expected_version: int,
-        new_events: Sequence[DomainEvent],
+        writes: Sequence[StreamWrite],
         metadata: EventMetadata | None,
         idempotency: IdempotencyClaim | None,
     ) -> AppendResult:
         now = naive_utc(self._clock())
-        count = len(new_events)
-        last_seq = _take_sequence(conn, stream.restaurant_id, count, now)
-        current = _stream_version(conn, stream.stream_id)
-        if current != expected_version:
-            raise ConcurrencyError(stream.stream_id, expected_version, current)
-        first_seq = last_seq - count + 1
+        restaurant_id = writes[0].stream.restaurant_id
+        count = sum(len(write.events) for write in writes)
+        last_seq = _take_sequence(conn, restaurant_id, count, now)
+        for write in writes:
+            current = _stream_version(conn, write.stream.stream_id)
+            if current != write.expected_version:
+                raise ConcurrencyError(write.stream.stream_id, write.expected_version, current)
         meta = (metadata or EventMetadata()).to_json()
-        rows = [
-            {
-                "event_id": str(uuid.uuid4()),
-                "restaurant_id": stream.restaurant_id,
-                "seq": first_seq + i,
-                "stream_type": stream.stream_type,
-                "stream_id": stream.stream_id,
-                "version": expected_version + 1 + i,
-                "type": event.event_type,
-                "schema_version": event.schema_version,
-                "data": event.payload(),
-                "metadata": meta,
-                "recorded_at": now,
-            }
-            for i, event in enumerate(new_events)
-        ]
+        rows: list[dict[str, Any]] = []
+        for write in writes:
+            for offset, event in enumerate(write.events, start=1):
+                rows.append(
+                    {
+                        "event_id": str(uuid.uuid4()),
+                        "restaurant_id": restaurant_id,
+                        "seq": last_seq - count + len(rows) + 1,
+                        "stream_type": write.stream.stream_type,
+                        "stream_id": write.stream.stream_id,
+                        "version": write.expected_version + offset,
+                        "type": event.event_type,
+                        "schema_version": event.schema_version,
+                        "data": event.payload(),
+                        "metadata": meta,
+                        "recorded_at": now,
+                    }
+                )
         try:
             conn.execute(insert(events), rows)
         except IntegrityError as exc:  # a writer that skipped the sequence lock raced us
+            stream_id = writes[0].stream.stream_id
             raise ConcurrencyError(
-                stream.stream_id, expected_version, _stream_version(conn, stream.stream_id)
+                stream_id, writes[0].expected_version, _stream_version(conn, stream_id)
             ) from exc
         conn.execute(
             insert(outbox),
-            [{"restaurant_id": r["restaurant_id"], "seq": r["seq"], "created_at": now}
-             for r in rows],
+            [
+                {"restaurant_id": restaurant_id, "seq": row["seq"], "created_at": now}
+                for row in rows
+            ],
         )
+        primary = next(write for write in writes if write.events)
         result = AppendResult(
-            stream_id=stream.stream_id, version=expected_version + count, position=last_seq
+            stream_id=primary.stream.stream_id,
+            version=primary.expected_version + len(primary.events),
+            position=last_seq,
         )
         if idempotency is None:
             return result
@@ -134,12 +159,12 @@ class EventStore:
         try:
             conn.execute(
                 insert(idempotency_keys).values(
-                    restaurant_id=stream.restaurant_id,
+                    restaurant_id=restaurant_id,
                     idempotency_key=idempotency.key,
                     request_hash=idempotency.request_hash,
                     status_code=response.status_code,
                     response=response.body,
-                    stream_id=stream.stream_id,
+                    stream_id=primary.stream.stream_id,
                     created_at=now,
                 )
             )
@@ -221,7 +246,11 @@ class EventStore:
         return self._fetch(query)
 
     def read_restaurant(
-        self, restaurant_id: str, after_seq: int = 0, limit: int = 1000, up_to_seq: int | None = None
+        self,
+        restaurant_id: str,
+        after_seq: int = 0,
+        limit: int = 1000,
+        up_to_seq: int | None = None,
     ) -> list[RecordedEvent]:
         """A restaurant's events after ``after_seq`` in seq (commit) order."""
         query = select(events).where(
@@ -314,7 +343,8 @@ def _insert_ignore(conn: Connection, restaurant_id: str, now: datetime) -> None:
     statement = (
         insert(restaurant_sequences)
         .values(restaurant_id=restaurant_id, last_seq=0, updated_at=now)
-        .prefix_with("IGNORE", dialect=("mysql", "mariadb"))
+        .prefix_with("IGNORE", dialect="mysql")
+        .prefix_with("IGNORE", dialect="mariadb")
         .prefix_with("OR IGNORE", dialect="sqlite")
     )
     conn.execute(statement)
@@ -325,5 +355,3 @@ def _stream_version(conn: Connection, stream_id: str) -> int:
         select(func.max(events.c.version)).where(events.c.stream_id == stream_id)
     ).scalar()
     return int(value or 0)
-
-

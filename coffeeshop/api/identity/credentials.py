@@ -37,7 +37,9 @@ class PasswordHasher:
         return self._hash.hash(password)
 
     def verify(self, password: str, password_hash: str | None) -> bool:
-        return self._hash.verify(password, password_hash or self._dummy) and password_hash is not None
+        return (
+            self._hash.verify(password, password_hash or self._dummy) and password_hash is not None
+        )
 
 
 class TokenIssuer:

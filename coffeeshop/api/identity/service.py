@@ -42,15 +42,26 @@ class IdentityService:
         password_hash = self._hasher.hash(body.password)
         try:
             with self._engine.begin() as conn:
-                conn.execute(insert(restaurants).values(
-                    id=restaurant_id, name=body.restaurant_name, timezone=body.timezone,
-                    currency=body.currency, created_at=now,
-                ))
-                conn.execute(insert(users).values(
-                    id=user_id, restaurant_id=restaurant_id, email=_normal_email(body.email),
-                    password_hash=password_hash, role=Role.OWNER.value, is_active=True,
-                    created_at=now,
-                ))
+                conn.execute(
+                    insert(restaurants).values(
+                        id=restaurant_id,
+                        name=body.restaurant_name,
+                        timezone=body.timezone,
+                        currency=body.currency,
+                        created_at=now,
+                    )
+                )
+                conn.execute(
+                    insert(users).values(
+                        id=user_id,
+                        restaurant_id=restaurant_id,
+                        email=_normal_email(body.email),
+                        password_hash=password_hash,
+                        role=Role.OWNER.value,
+                        is_active=True,
+                        created_at=now,
+                    )
+                )
                 self._store.ensure_restaurant(conn, restaurant_id)
         except IntegrityError as exc:
             raise Conflict("An account with this email already exists") from exc
@@ -58,9 +69,7 @@ class IdentityService:
 
     def authenticate(self, email: str, password: str) -> Principal | None:
         with self._engine.connect() as conn:
-            row = conn.execute(
-                select(users).where(users.c.email == _normal_email(email))
-            ).first()
+            row = conn.execute(select(users).where(users.c.email == _normal_email(email))).first()
         stored_hash = row.password_hash if row is not None and row.is_active else None
         if not self._hasher.verify(password, stored_hash) or row is None:
             return None
@@ -71,15 +80,26 @@ class IdentityService:
         now = naive_utc(self._clock())
         try:
             with self._engine.begin() as conn:
-                conn.execute(insert(users).values(
-                    id=user_id, restaurant_id=caller.restaurant_id,
-                    email=_normal_email(body.email), password_hash=self._hasher.hash(body.password),
-                    role=body.role.value, is_active=True, created_at=now,
-                ))
+                conn.execute(
+                    insert(users).values(
+                        id=user_id,
+                        restaurant_id=caller.restaurant_id,
+                        email=_normal_email(body.email),
+                        password_hash=self._hasher.hash(body.password),
+                        role=body.role.value,
+                        is_active=True,
+                        created_at=now,
+                    )
+                )
         except IntegrityError as exc:
             raise Conflict("An account with this email already exists") from exc
-        return schemas.UserPublic(id=user_id, email=_normal_email(body.email), role=body.role,
-                                  is_active=True, created_at=as_utc(now))
+        return schemas.UserPublic(
+            id=user_id,
+            email=_normal_email(body.email),
+            role=body.role,
+            is_active=True,
+            created_at=as_utc(now),
+        )
 
     def list_users(self, caller: Principal, page: PageRequest) -> Page[schemas.UserPublic]:
         query = select(users).where(users.c.restaurant_id == caller.restaurant_id)
@@ -87,17 +107,33 @@ class IdentityService:
 
     # -- POS API keys ----------------------------------------------------------------------
 
-    def create_api_key(self, caller: Principal, body: schemas.ApiKeyCreate) -> schemas.ApiKeyCreated:
+    def create_api_key(
+        self, caller: Principal, body: schemas.ApiKeyCreate
+    ) -> schemas.ApiKeyCreated:
         key, key_id = new_api_key(), str(uuid.uuid4())
         now = naive_utc(self._clock())
         with self._engine.begin() as conn:
-            conn.execute(insert(api_keys).values(
-                id=key_id, restaurant_id=caller.restaurant_id, name=body.name, prefix=key[:10],
-                key_hash=api_key_hash(key), role=Role.POS.value, created_by=caller.user_id,
-                created_at=now,
-            ))
-        return schemas.ApiKeyCreated(id=key_id, name=body.name, prefix=key[:10], role=Role.POS,
-                                     created_at=as_utc(now), revoked_at=None, key=key)
+            conn.execute(
+                insert(api_keys).values(
+                    id=key_id,
+                    restaurant_id=caller.restaurant_id,
+                    name=body.name,
+                    prefix=key[:10],
+                    key_hash=api_key_hash(key),
+                    role=Role.POS.value,
+                    created_by=caller.user_id,
+                    created_at=now,
+                )
+            )
+        return schemas.ApiKeyCreated(
+            id=key_id,
+            name=body.name,
+            prefix=key[:10],
+            role=Role.POS,
+            created_at=as_utc(now),
+            revoked_at=None,
+            key=key,
+        )
 
     def list_api_keys(self, caller: Principal, page: PageRequest) -> Page[schemas.ApiKeyPublic]:
         query = select(api_keys).where(api_keys.c.restaurant_id == caller.restaurant_id)
@@ -113,8 +149,11 @@ class IdentityService:
             if found is None:
                 raise ResourceNotFound("API key not found")
             if found.revoked_at is None:
-                conn.execute(update(api_keys).where(api_keys.c.id == key_id)
-                             .values(revoked_at=naive_utc(self._clock())))
+                conn.execute(
+                    update(api_keys)
+                    .where(api_keys.c.id == key_id)
+                    .values(revoked_at=naive_utc(self._clock()))
+                )
 
     def principal_for_api_key(self, key: str) -> Principal | None:
         with self._engine.connect() as conn:
@@ -134,14 +173,20 @@ class IdentityService:
         now = naive_utc(self._clock())
         try:
             with self._engine.begin() as conn:
-                conn.execute(insert(dining_tables).values(
-                    id=table_id, restaurant_id=caller.restaurant_id, label=body.label,
-                    seats=body.seats, created_at=now,
-                ))
+                conn.execute(
+                    insert(dining_tables).values(
+                        id=table_id,
+                        restaurant_id=caller.restaurant_id,
+                        label=body.label,
+                        seats=body.seats,
+                        created_at=now,
+                    )
+                )
         except IntegrityError as exc:
             raise Conflict(f"A table labelled {body.label!r} already exists") from exc
-        return schemas.TablePublic(id=table_id, label=body.label, seats=body.seats,
-                                   created_at=as_utc(now))
+        return schemas.TablePublic(
+            id=table_id, label=body.label, seats=body.seats, created_at=as_utc(now)
+        )
 
     def list_tables(self, caller: Principal, page: PageRequest) -> Page[schemas.TablePublic]:
         query = select(dining_tables).where(dining_tables.c.restaurant_id == caller.restaurant_id)
@@ -158,7 +203,9 @@ class IdentityService:
 
     # -- shared ----------------------------------------------------------------------------
 
-    def _page(self, query: Select[Any], columns: Any, page: PageRequest, to_public: Any) -> Page[Any]:
+    def _page(
+        self, query: Select[Any], columns: Any, page: PageRequest, to_public: Any
+    ) -> Page[Any]:
         """Oldest first, keyset on (created_at, id) when a cursor is given."""
         total_query = select(func.count()).select_from(query.subquery())
         ordered = query.order_by(columns.created_at, columns.id).limit(page.limit + 1)
@@ -170,8 +217,9 @@ class IdentityService:
             rows: Sequence[Row[Any]] = conn.execute(ordered).all()
             total = conn.execute(total_query).scalar_one()
         items = [to_public(row) for row in rows]
-        return build_page(items, page, int(total),
-                          key_of=lambda item: [item.created_at.isoformat(), item.id])
+        return build_page(
+            items, page, int(total), key_of=lambda item: [item.created_at.isoformat(), item.id]
+        )
 
 
 def _after(columns: Any, cursor: list[Any]) -> Any:
@@ -180,8 +228,9 @@ def _after(columns: Any, cursor: list[Any]) -> Any:
         created = naive_utc(datetime.fromisoformat(created_raw))
     except (TypeError, ValueError) as exc:
         raise Unprocessable("cursor is not valid") from exc
-    return or_(columns.created_at > created,
-               and_(columns.created_at == created, columns.id > str(last_id)))
+    return or_(
+        columns.created_at > created, and_(columns.created_at == created, columns.id > str(last_id))
+    )
 
 
 def _normal_email(email: str) -> str:
@@ -189,19 +238,27 @@ def _normal_email(email: str) -> str:
 
 
 def _user_public(row: Row[Any]) -> schemas.UserPublic:
-    return schemas.UserPublic(id=row.id, email=row.email, role=Role(row.role),
-                              is_active=row.is_active, created_at=as_utc(row.created_at))
+    return schemas.UserPublic(
+        id=row.id,
+        email=row.email,
+        role=Role(row.role),
+        is_active=row.is_active,
+        created_at=as_utc(row.created_at),
+    )
 
 
 def _api_key_public(row: Row[Any]) -> schemas.ApiKeyPublic:
     return schemas.ApiKeyPublic(
-        id=row.id, name=row.name, prefix=row.prefix, role=Role(row.role),
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        role=Role(row.role),
         created_at=as_utc(row.created_at),
         revoked_at=as_utc(row.revoked_at) if row.revoked_at else None,
     )
 
 
 def _table_public(row: Row[Any]) -> schemas.TablePublic:
-    return schemas.TablePublic(id=row.id, label=row.label, seats=row.seats,
-                               created_at=as_utc(row.created_at))
-
+    return schemas.TablePublic(
+        id=row.id, label=row.label, seats=row.seats, created_at=as_utc(row.created_at)
+    )

@@ -30,8 +30,9 @@ async def ready(container: ContainerDep) -> dict[str, Any]:
     redis = "not configured"
     if container.redis is not None:
         redis = await _check(container.redis.ping())
-    down = [name for name, state in (("database", database), ("redis", redis))
-            if state == "unhealthy"]
+    down = [
+        name for name, state in (("database", database), ("redis", redis)) if state == "unhealthy"
+    ]
     if down:
         raise ServiceUnavailable(f"Not ready: {', '.join(down)} unavailable")
     return {"status": "ready", "database": database, "redis": redis, "projections": {}}

@@ -26,7 +26,9 @@ def create_user(body: UserCreate, caller: ManagerPrincipal, container: Container
 
 
 @router.get("/users", tags=["users"])
-def list_users(caller: ManagerPrincipal, page: PageDep, container: ContainerDep) -> Page[UserPublic]:
+def list_users(
+    caller: ManagerPrincipal, page: PageDep, container: ContainerDep
+) -> Page[UserPublic]:
     """The restaurant's users, oldest first."""
     return container.identity.list_users(caller, page)
 
@@ -55,7 +57,9 @@ def revoke_api_key(key_id: str, caller: ManagerPrincipal, container: ContainerDe
 
 
 @router.post("/tables", status_code=status.HTTP_201_CREATED, tags=["tables"])
-def create_table(body: TableCreate, caller: ManagerPrincipal, container: ContainerDep) -> TablePublic:
+def create_table(
+    body: TableCreate, caller: ManagerPrincipal, container: ContainerDep
+) -> TablePublic:
     """Add a dining table."""
     return container.identity.create_table(caller, body)
 

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from coffeeshop.api.settings import DEV_SECRET_KEY, Settings
+
+ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
+API_SETTINGS = {
+    "ENVIRONMENT",
+    "DEBUG",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "DB_POOL_SIZE",
+    "DB_MAX_OVERFLOW",
+    "RATE_LIMIT_ENABLED",
+    "RATE_LIMIT_PER_MINUTE",
+    "ORDER_RATE_LIMIT",
+    "SIGNUP_ENABLED",
+    "CONSISTENCY_TIMEOUT_MS",
+    "SENTRY_DSN",
+    "SENTRY_TRACES_SAMPLE_RATE",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+}
+
+
+def _documented() -> set[str]:
+    return set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE.read_text(), re.MULTILINE))
+
+
+def test_env_example_lists_every_setting() -> None:
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields >= API_SETTINGS
+    assert fields - _documented() == set()
+
+
+def test_every_documented_setting_exists() -> None:
+    assert _documented() - {name.upper() for name in Settings.model_fields} == set()
+
+
+def test_embedded_default_needs_no_servers() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.uses_sqlite
+    assert settings.embedded
+
+
+@pytest.mark.parametrize("secret", [DEV_SECRET_KEY, "change-me", "short-but-random-x9"])
+def test_production_refuses_weak_secret(secret: str) -> None:
+    with pytest.raises(ValidationError, match="SECRET_KEY"):
+        Settings(_env_file=None, environment="production", secret_key=secret)  # type: ignore[call-arg, arg-type]
+
+
+def test_production_accepts_strong_secret() -> None:
+    settings = Settings(_env_file=None, environment="production", secret_key="x" * 20 + "Q7" * 10)  # type: ignore[call-arg, arg-type]
+    assert settings.environment == "production"
