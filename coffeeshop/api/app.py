@@ -20,7 +20,7 @@ from coffeeshop.api.middleware import (
     SecurityHeadersMiddleware,
     UnhandledErrorMiddleware,
 )
-from coffeeshop.api.routers import health, identity, staff
+from coffeeshop.api.routers import health, identity, menu_commands, order_commands, staff
 from coffeeshop.api.settings import Settings
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -56,8 +56,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     app.state.container = services
     install_error_handlers(app)
-    for router in (health.router, identity.router, staff.router):
-        app.include_router(router)
+    routers = (health, identity, staff, menu_commands, order_commands)
+    for module in routers:
+        app.include_router(module.router)
 
     # Added innermost first: the last one added runs first on the way in.
     app.add_middleware(UnhandledErrorMiddleware)

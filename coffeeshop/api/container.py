@@ -12,6 +12,9 @@ from coffeeshop.api.db import make_engine
 from coffeeshop.api.identity.credentials import PasswordHasher, TokenIssuer
 from coffeeshop.api.identity.service import IdentityService
 from coffeeshop.api.settings import Settings
+from coffeeshop.commands.handling import CommandExecutor
+from coffeeshop.commands.menu_handlers import MenuCommands
+from coffeeshop.commands.order_handlers import OrderCommands
 from coffeeshop.events.clock import Clock, utc_now
 from coffeeshop.events.registry import registry
 from coffeeshop.events.store import EventStore
@@ -24,6 +27,8 @@ class Container:
     store: EventStore
     tokens: TokenIssuer
     identity: IdentityService
+    menu: MenuCommands
+    orders: OrderCommands
     redis: Redis | None
     clock: Clock
 
@@ -44,12 +49,16 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         timedelta(minutes=settings.access_token_expire_minutes),
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    identity = IdentityService(engine, store, PasswordHasher(), clock)
+    executor = CommandExecutor(store, clock)
     return Container(
         settings=settings,
         engine=engine,
         store=store,
         tokens=tokens,
-        identity=IdentityService(engine, store, PasswordHasher(), clock),
+        identity=identity,
+        menu=MenuCommands(executor),
+        orders=OrderCommands(executor, identity.table_exists),
         redis=redis,
         clock=clock,
     )

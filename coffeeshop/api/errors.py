@@ -14,7 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from coffeeshop.commands.errors import DomainError, InvalidState, NotFound, RuleViolation
+from coffeeshop.commands.errors import (
+    DomainError,
+    InvalidState,
+    NotFound,
+    RuleViolation,
+    VersionMismatch,
+)
 from coffeeshop.events.errors import (
     ConcurrencyError,
     IdempotencyKeyInFlight,
@@ -102,6 +108,8 @@ def _domain_to_app(exc: Exception) -> AppError:
             return ResourceNotFound(str(exc))
         case InvalidState():
             return Conflict(str(exc))
+        case VersionMismatch():
+            return PreconditionFailed(str(exc), headers={"ETag": f'"{exc.current}"'})
         case RuleViolation():
             return Unprocessable(str(exc))
         case ConcurrencyError():

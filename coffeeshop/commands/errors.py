@@ -15,3 +15,12 @@ class InvalidState(DomainError):
 
 class RuleViolation(DomainError):
     """The command's content breaks a rule (e.g. a payment that does not match the total)."""
+
+
+class VersionMismatch(DomainError):
+    """The caller's If-Match version is not the aggregate's current version."""
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(f"the resource is at version {current}, not {expected}")
+        self.expected = expected
+        self.current = current

@@ -48,3 +48,17 @@ PersonName = Annotated[
     str, StringConstraints(min_length=1, max_length=100), AfterValidator(_person_name)
 ]
 Notes = Annotated[str, StringConstraints(max_length=500), BeforeValidator(_strip_notes)]
+
+
+def _required_text(value: str) -> str:
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+Reason = Annotated[
+    str,
+    StringConstraints(max_length=500),
+    BeforeValidator(_strip_notes),
+    AfterValidator(_required_text),
+]

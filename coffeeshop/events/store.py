@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy import Connection, Engine, Executable, Row, func, insert, select, update
+from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from coffeeshop.events.clock import Clock, as_utc, naive_utc, utc_now
@@ -110,6 +111,11 @@ class EventStore:
         restaurant_id = writes[0].stream.restaurant_id
         count = sum(len(write.events) for write in writes)
         last_seq = _take_sequence(conn, restaurant_id, count, now)
+        if idempotency is not None:
+            # The sequence lock serialises this restaurant's appends, so a request that
+            # recorded this key has committed by now: replay it (rather than report a version
+            # conflict), and forget an expired key rather than collide with it.
+            _check_key(conn, restaurant_id, idempotency.key, self._clock())
         for write in writes:
             current = _stream_version(conn, write.stream.stream_id)
             if current != write.expected_version:
@@ -329,14 +335,45 @@ def _take_sequence(conn: Connection, restaurant_id: str, count: int, now: dateti
         .values(last_seq=restaurant_sequences.c.last_seq + count, updated_at=now)
     )
     if conn.execute(bump).rowcount == 0:
-        _insert_ignore(conn, restaurant_id, now)
-        conn.execute(bump)
+        conn.execute(_create_sequence(conn, restaurant_id, count, now))
     last = conn.execute(
         select(restaurant_sequences.c.last_seq).where(
             restaurant_sequences.c.restaurant_id == restaurant_id
         )
     ).scalar_one()
     return int(last)
+
+
+def _create_sequence(conn: Connection, restaurant_id: str, count: int, now: datetime) -> Executable:
+    """The restaurant's first append: insert its row, or bump it if a concurrent one just did.
+
+    An upsert takes the row's exclusive lock at once. INSERT IGNORE then UPDATE would take a
+    shared lock on a row a concurrent first append inserted, then upgrade it: two such
+    transactions deadlock on MariaDB/MySQL.
+    """
+    values = {"restaurant_id": restaurant_id, "last_seq": count, "updated_at": now}
+    bumped = {"last_seq": restaurant_sequences.c.last_seq + count, "updated_at": now}
+    if conn.dialect.name in ("mysql", "mariadb"):
+        return mysql.insert(restaurant_sequences).values(values).on_duplicate_key_update(bumped)
+    return (
+        sqlite.insert(restaurant_sequences)
+        .values(values)
+        .on_conflict_do_update(index_elements=["restaurant_id"], set_=bumped)
+    )
+
+
+def _check_key(conn: Connection, restaurant_id: str, key: str, now: datetime) -> None:
+    """Raise _KeyTaken if ``key`` is recorded and live; delete it if it has expired."""
+    which = (idempotency_keys.c.restaurant_id == restaurant_id) & (
+        idempotency_keys.c.idempotency_key == key
+    )
+    created_at = conn.execute(select(idempotency_keys.c.created_at).where(which)).scalar()
+    if created_at is None:
+        return
+    if as_utc(created_at) < now - IDEMPOTENCY_TTL:
+        conn.execute(idempotency_keys.delete().where(which))
+        return
+    raise _KeyTaken
 
 
 def _insert_ignore(conn: Connection, restaurant_id: str, now: datetime) -> None:

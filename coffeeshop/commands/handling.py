@@ -1,0 +1,161 @@
+"""The command pipeline shared by every handler: load, decide, append, retry, idempotency.
+
+A handler supplies ``attempt``: a function that loads the aggregates it needs from their
+streams and returns a Decision. On a concurrency conflict the attempt runs again with fresh
+state (a bounded number of times) unless the caller pinned a version with If-Match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from coffeeshop.commands.errors import VersionMismatch
+from coffeeshop.events.clock import Clock
+from coffeeshop.events.envelope import (
+    AppendResult,
+    EventMetadata,
+    StoredResponse,
+    StreamRef,
+    StreamWrite,
+)
+from coffeeshop.events.errors import ConcurrencyError
+from coffeeshop.events.registry import DomainEvent, registry
+from coffeeshop.events.store import EventStore, IdempotencyClaim
+
+S = TypeVar("S")
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who sent the command and how: the tenant every load and append is scoped to."""
+
+    restaurant_id: str
+    actor: str
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    if_match: int | None = None
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[S]):
+    state: S
+    version: int
+    last_seq: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What an attempt decided: the primary aggregate's id and every stream write."""
+
+    aggregate_id: str
+    primary: StreamWrite
+    others: Sequence[StreamWrite] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+    current_seq: int = 0  # the primary's last seq, reported when nothing is appended
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+    @property
+    def version(self) -> int:
+        return int(self.body["version"])
+
+
+def request_fingerprint(method: str, path: str, body: Any) -> str:
+    """Identifies a request for idempotency: same key and fingerprint means same request."""
+    canonical = json.dumps([method.upper(), path, body], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class CommandExecutor:
+    def __init__(self, store: EventStore, clock: Clock, max_attempts: int = MAX_ATTEMPTS) -> None:
+        self.store = store
+        self.clock = clock
+        self._max_attempts = max_attempts
+
+    def load(
+        self,
+        ctx: CommandContext,
+        stream_id: str,
+        initial: S,
+        evolve: Callable[[S, DomainEvent], S],
+    ) -> Loaded[S]:
+        state, version, last_seq = initial, 0, 0
+        for recorded in self.store.load_stream(ctx.restaurant_id, stream_id):
+            state = evolve(state, recorded.decode(registry))
+            version, last_seq = recorded.version, recorded.seq
+        return Loaded(state, version, last_seq)
+
+    def expect(self, ctx: CommandContext, loaded: Loaded[Any]) -> int:
+        """The version to append at: the loaded one, which must match If-Match when given."""
+        if ctx.if_match is not None and ctx.if_match != loaded.version:
+            raise VersionMismatch(ctx.if_match, loaded.version)
+        return loaded.version
+
+    def run(
+        self, ctx: CommandContext, attempt: Callable[[], Decision], *, creates: bool = False
+    ) -> CommandResult:
+        status_code = 201 if creates else 200
+        if ctx.idempotency_key is not None:
+            prior = self.store.idempotent_response(
+                ctx.restaurant_id, ctx.idempotency_key, ctx.request_hash or ""
+            )
+            if prior is not None and prior.response is not None:
+                return CommandResult(prior.response.status_code, prior.response.body, True)
+        for _ in range(self._max_attempts):
+            decision = attempt()
+            if not decision.primary.events and not any(w.events for w in decision.others):
+                return CommandResult(
+                    status_code,
+                    _body(decision, decision.primary.expected_version, decision.current_seq),
+                )
+            try:
+                result = self._append(ctx, decision, status_code)
+            except ConcurrencyError as conflict:
+                if ctx.if_match is not None:
+                    raise VersionMismatch(ctx.if_match, conflict.current_version) from conflict
+                continue
+            assert result.response is not None
+            return CommandResult(result.response.status_code, result.response.body, result.replayed)
+        raise ConcurrencyError(decision.aggregate_id, decision.primary.expected_version, -1)
+
+    def _append(self, ctx: CommandContext, decision: Decision, status_code: int) -> AppendResult:
+        def respond(result: AppendResult) -> StoredResponse:
+            version = decision.primary.expected_version + len(decision.primary.events)
+            return StoredResponse(status_code, _body(decision, version, result.position))
+
+        claim = None
+        if ctx.idempotency_key is not None:
+            claim = IdempotencyClaim(ctx.idempotency_key, ctx.request_hash or "", respond)
+        metadata = EventMetadata(
+            correlation_id=ctx.request_id,
+            causation_id=ctx.request_id,
+            request_id=ctx.request_id,
+            actor=ctx.actor,
+            idempotency_key=ctx.idempotency_key,
+        )
+        writes = [decision.primary, *decision.others]
+        result = self.store.append_many(writes, metadata, claim)
+        if result.response is None:
+            return AppendResult(
+                result.stream_id, result.version, result.position, respond(result), result.replayed
+            )
+        return result
+
+
+def stream(ctx: CommandContext, stream_type: str, stream_id: str) -> StreamRef:
+    return StreamRef(ctx.restaurant_id, stream_type, stream_id)
+
+
+def _body(decision: Decision, version: int, position: int) -> dict[str, Any]:
+    return {"id": decision.aggregate_id, "version": version, "position": position, **decision.extra}
