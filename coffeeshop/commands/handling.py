@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -27,7 +29,8 @@ from coffeeshop.events.registry import DomainEvent, registry
 from coffeeshop.events.store import EventStore, IdempotencyClaim
 
 S = TypeVar("S")
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 8
+RETRY_PAUSE_S = 0.005
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ class CommandExecutor:
             )
             if prior is not None and prior.response is not None:
                 return CommandResult(prior.response.status_code, prior.response.body, True)
-        for _ in range(self._max_attempts):
+        for tries in range(self._max_attempts):
             decision = attempt()
             if not decision.primary.events and not any(w.events for w in decision.others):
                 return CommandResult(
@@ -122,8 +125,12 @@ class CommandExecutor:
             try:
                 result = self._append(ctx, decision, status_code)
             except ConcurrencyError as conflict:
-                if ctx.if_match is not None:
+                pinned = conflict.stream_id == decision.primary.stream.stream_id
+                if ctx.if_match is not None and pinned:
                     raise VersionMismatch(ctx.if_match, conflict.current_version) from conflict
+                # Another stream moved (or no version was pinned): decide again on fresh
+                # state after a short random pause, so contending writers spread out.
+                time.sleep(random.uniform(0, RETRY_PAUSE_S * (tries + 1)))  # noqa: S311
                 continue
             assert result.response is not None
             return CommandResult(result.response.status_code, result.response.body, result.replayed)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, StringConstraints
 
-_PERSON_NAME = re.compile(r"^[^\W\d_]+(?:[ \-.'][^\W\d_]*)*$")
+_NAME_PUNCTUATION = frozenset(" -.'")
 
 
 def _has_control(value: str) -> bool:
@@ -26,7 +25,11 @@ def _clean_name(value: str) -> str:
 
 def _person_name(value: str) -> str:
     value = _clean_name(value)
-    if not _PERSON_NAME.fullmatch(value):
+    # Letters (L*) and the combining marks many scripts need (M*: Devanagari vowels, Thai tones).
+    letters_or_marks = all(
+        unicodedata.category(ch)[0] in "LM" or ch in _NAME_PUNCTUATION for ch in value
+    )
+    if not letters_or_marks or unicodedata.category(value[0])[0] != "L":
         raise ValueError("may contain only letters, spaces, '-', '.' and \"'\"")
     return value
 

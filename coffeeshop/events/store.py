@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, Row, func, insert, select, update
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from coffeeshop.events.clock import Clock, as_utc, naive_utc, utc_now
@@ -88,13 +87,24 @@ class EventStore:
         restaurants = {write.stream.restaurant_id for write in writes}
         if len(restaurants) != 1 or not any(write.events for write in writes):
             raise ValueError("append_many needs events for exactly one restaurant")
+        restaurant_id = next(iter(restaurants))
         try:
-            with self._engine.begin() as conn:
-                return self._append(conn, writes, metadata, idempotency)
+            try:
+                with self._engine.begin() as conn:
+                    return self._append(conn, writes, metadata, idempotency)
+            except _NoSequence:
+                # The restaurant's first append: create its sequence row in a transaction of
+                # its own, then append. Creating it inside the append would let concurrent
+                # first appends deadlock on MariaDB/MySQL (shared locks on the new key, or
+                # gap locks when the inserting transaction rolls back).
+                with self._engine.begin() as conn:
+                    _insert_ignore(conn, restaurant_id, naive_utc(self._clock()))
+                with self._engine.begin() as conn:
+                    return self._append(conn, writes, metadata, idempotency)
         except _KeyTaken:
             assert idempotency is not None
             recorded = self.idempotent_response(
-                restaurants.pop(), idempotency.key, idempotency.request_hash
+                restaurant_id, idempotency.key, idempotency.request_hash
             )
             if recorded is None:  # expired between the two statements; vanishingly rare
                 raise
@@ -327,6 +337,10 @@ class _KeyTaken(Exception):
     """Internal: a concurrent request recorded the same idempotency key first."""
 
 
+class _NoSequence(Exception):
+    """Internal: the restaurant has no row in ``restaurant_sequences`` yet."""
+
+
 def _take_sequence(conn: Connection, restaurant_id: str, count: int, now: datetime) -> int:
     """Reserve ``count`` seqs; the row lock it takes serialises this restaurant's appends."""
     bump = (
@@ -335,31 +349,13 @@ def _take_sequence(conn: Connection, restaurant_id: str, count: int, now: dateti
         .values(last_seq=restaurant_sequences.c.last_seq + count, updated_at=now)
     )
     if conn.execute(bump).rowcount == 0:
-        conn.execute(_create_sequence(conn, restaurant_id, count, now))
+        raise _NoSequence
     last = conn.execute(
         select(restaurant_sequences.c.last_seq).where(
             restaurant_sequences.c.restaurant_id == restaurant_id
         )
     ).scalar_one()
     return int(last)
-
-
-def _create_sequence(conn: Connection, restaurant_id: str, count: int, now: datetime) -> Executable:
-    """The restaurant's first append: insert its row, or bump it if a concurrent one just did.
-
-    An upsert takes the row's exclusive lock at once. INSERT IGNORE then UPDATE would take a
-    shared lock on a row a concurrent first append inserted, then upgrade it: two such
-    transactions deadlock on MariaDB/MySQL.
-    """
-    values = {"restaurant_id": restaurant_id, "last_seq": count, "updated_at": now}
-    bumped = {"last_seq": restaurant_sequences.c.last_seq + count, "updated_at": now}
-    if conn.dialect.name in ("mysql", "mariadb"):
-        return mysql.insert(restaurant_sequences).values(values).on_duplicate_key_update(bumped)
-    return (
-        sqlite.insert(restaurant_sequences)
-        .values(values)
-        .on_conflict_do_update(index_elements=["restaurant_id"], set_=bumped)
-    )
 
 
 def _check_key(conn: Connection, restaurant_id: str, key: str, now: datetime) -> None:
