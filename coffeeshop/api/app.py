@@ -62,15 +62,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     # Added innermost first: the last one added runs first on the way in.
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(
-        CorrelationIdMiddleware,
-        header_name="X-Request-ID",
-        generator=lambda: str(uuid.uuid4()),
-        validator=is_sane_request_id,
-        transformer=lambda value: value,
-    )
     if settings.cors_origins:
+        # Inside the request id and the access log, so preflights carry and log an id too;
+        # outside the last-resort 500, so a browser can read that one.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
@@ -85,5 +79,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             ],
             expose_headers=["ETag", "X-Request-ID", "Retry-After", "X-Projection-Stale"],
         )
+    app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(
+        CorrelationIdMiddleware,
+        header_name="X-Request-ID",
+        generator=lambda: str(uuid.uuid4()),
+        validator=is_sane_request_id,
+        transformer=lambda value: value,
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -12,6 +12,7 @@ from asgi_correlation_id import correlation_id
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coffeeshop.commands.errors import (
@@ -156,6 +157,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:
+            # FastAPI's "There was an error parsing the body" (e.g. a body that is not UTF-8):
+            # bad input is a validation error like any other (API.md: validation is 422).
+            return problem(
+                422,
+                "The request is not valid",
+                slug="validation-error",
+                instance=request.url.path,
+                errors=[{"loc": ["body"], "msg": str(exc.detail)}],
+            )
         return problem(
             exc.status_code,
             str(exc.detail),
@@ -163,7 +174,19 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers or {}),
         )
 
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Unreachable, restarting or locked: the dependency is down, not the request bad.
+        log.warning("database unavailable on %s", request.url.path, exc_info=exc)
+        return problem(
+            503,
+            "The database is unavailable. Try again shortly.",
+            slug="service-unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
+
     app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(OperationalError, database_unavailable)
     for error_type in (DomainError, ConcurrencyError, IdempotencyKeyReused, IdempotencyKeyInFlight):
         app.add_exception_handler(error_type, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -39,7 +39,10 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope["path"].startswith(DOCS_PATHS) else STRICT_CSP
+        path = scope["path"]
+        # /docs, /redoc and what lives under them (/docs/oauth2-redirect), not /docs-anything.
+        is_docs = path in DOCS_PATHS or path.startswith(tuple(p + "/" for p in DOCS_PATHS))
+        csp = DOCS_CSP if is_docs else STRICT_CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

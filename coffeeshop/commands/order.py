@@ -128,35 +128,16 @@ _TRANSITIONS: dict[type, tuple[Status, Status]] = {
 
 def decide(command: OrderCommand, state: Order, now: datetime) -> list[DomainEvent]:
     if isinstance(command, PlaceOrder):
-        if state.status is not Status.NONE:
-            raise InvalidState("the order already exists")
-        if not command.lines:
-            raise RuleViolation("an order needs at least one item")
-        return [
-            OrderPlaced(
-                order_id=command.order_id,
-                table_id=command.table_id,
-                customer_name=command.customer_name,
-                notes=command.notes,
-                lines=tuple(_line(request) for request in command.lines),
-                placed_at=now,
-            )
-        ]
+        return [_place(command, state, now)]
     if state.status is Status.NONE:
         raise NotFound("order not found")
     if state.status in CLOSED:
         raise InvalidState(f"the order is {state.status.value}; it can no longer change")
     match command:
         case AddItem(line=request):
-            _require_editable(state, "add items to")
-            return [OrderItemAdded(line=_line(request))]
+            return [_add(request, state)]
         case RemoveItem(line_id=line_id):
-            _require_editable(state, "remove items from")
-            if all(line.line_id != line_id for line in state.lines):
-                raise NotFound("order line not found")
-            if len(state.lines) == 1:
-                raise InvalidState("an order keeps at least one item; cancel it instead")
-            return [OrderItemRemoved(line_id=line_id)]
+            return [_remove(line_id, state)]
         case StartPreparation() | MarkReady() | Serve():
             return [_transition(command, state, now)]
         case Pay():
@@ -164,6 +145,39 @@ def decide(command: OrderCommand, state: Order, now: datetime) -> list[DomainEve
         case Cancel(reason=reason):
             return [OrderCancelled(reason=reason, at=now)]
     raise TypeError(f"unknown command {command!r}")  # pragma: no cover
+
+
+def _place(command: PlaceOrder, state: Order, now: datetime) -> DomainEvent:
+    if state.status is not Status.NONE:
+        raise InvalidState("the order already exists")
+    if not command.lines:
+        raise RuleViolation("an order needs at least one item")
+    if len({line.line_id for line in command.lines}) != len(command.lines):
+        raise RuleViolation("line ids must be unique within an order")
+    return OrderPlaced(
+        order_id=command.order_id,
+        table_id=command.table_id,
+        customer_name=command.customer_name,
+        notes=command.notes,
+        lines=tuple(_line(request) for request in command.lines),
+        placed_at=now,
+    )
+
+
+def _add(request: LineRequest, state: Order) -> DomainEvent:
+    _require_editable(state, "add items to")
+    if any(line.line_id == request.line_id for line in state.lines):
+        raise InvalidState(f"the order already has a line {request.line_id}")
+    return OrderItemAdded(line=_line(request))
+
+
+def _remove(line_id: str, state: Order) -> DomainEvent:
+    _require_editable(state, "remove items from")
+    if all(line.line_id != line_id for line in state.lines):
+        raise NotFound("order line not found")
+    if len(state.lines) == 1:
+        raise InvalidState("an order keeps at least one item; cancel it instead")
+    return OrderItemRemoved(line_id=line_id)
 
 
 def _line(request: LineRequest) -> OrderLine:

@@ -226,7 +226,7 @@ def _after(columns: Any, cursor: list[Any]) -> Any:
     try:
         created_raw, last_id = cursor
         created = naive_utc(datetime.fromisoformat(created_raw))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # year 1 or 9999 with an offset
         raise Unprocessable("cursor is not valid") from exc
     return or_(
         columns.created_at > created, and_(columns.created_at == created, columns.id > str(last_id))

@@ -13,10 +13,12 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 
 from coffeeshop.events.schema import Timestamp, Uuid
 
 metadata = MetaData()
+Email = String(254).with_variant(mysql.VARCHAR(254, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 restaurants = Table(
     "restaurants",
@@ -33,7 +35,8 @@ users = Table(
     metadata,
     Column("id", Uuid, primary_key=True),
     Column("restaurant_id", Uuid, ForeignKey("restaurants.id"), nullable=False),
-    Column("email", String(254), nullable=False),
+    # Binary collation: addresses are stored lower-cased, and "zoë@" must not equal "zoe@".
+    Column("email", Email, nullable=False),
     Column("password_hash", String(255), nullable=False),
     Column("role", String(16), nullable=False),
     Column("is_active", Boolean, nullable=False, default=True),

@@ -190,7 +190,13 @@ def upgrade() -> None:
         "users",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("restaurant_id", sa.String(length=36), nullable=False),
-        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column(
+            "email",
+            sa.String(length=254)
+            .with_variant(mysql.VARCHAR(254, collation="utf8mb4_bin"), "mysql")
+            .with_variant(mysql.VARCHAR(254, collation="utf8mb4_bin"), "mariadb"),
+            nullable=False,
+        ),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
