@@ -7,8 +7,10 @@ from sqlalchemy import Connection, create_engine, pool
 
 from coffeeshop.api.identity.tables import metadata as identity_metadata
 from coffeeshop.events.schema import metadata as event_metadata
+from coffeeshop.projections import catalog  # noqa: F401 - imports every read table
+from coffeeshop.projections.schema import metadata as projection_metadata
 
-target_metadata = [event_metadata, identity_metadata]
+target_metadata = [event_metadata, identity_metadata, projection_metadata]
 
 
 def _run(connection: Connection) -> None:

@@ -1,0 +1,1 @@
+"""Read side: read tables, projectors that fill them from events, and their checkpoints."""

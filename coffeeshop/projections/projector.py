@@ -1,0 +1,152 @@
+"""Applies events to one projection exactly once in effect, in each restaurant's seq order.
+
+Events delivered by the bus may be duplicated, lost or reordered. Per restaurant, the
+projector locks its checkpoint, skips what is at or below it, fetches any missing seqs from
+the event store, applies everything in seq order and advances the checkpoint, all in one
+transaction. Catch-up does the same from the store alone, so the bus is only a fast path.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Engine
+
+from coffeeshop.events.clock import Clock, naive_utc, utc_now
+from coffeeshop.events.envelope import RecordedEvent
+from coffeeshop.events.store import EventStore
+from coffeeshop.projections import tracking
+from coffeeshop.projections.base import Projection
+
+log = logging.getLogger("coffeeshop.projector")
+
+
+class ProjectionFailed(Exception):
+    """A handler raised: the projection stops rather than skip the event."""
+
+    def __init__(self, projection: str, event: RecordedEvent | None, cause: BaseException) -> None:
+        where = f" at {event.type} seq {event.seq} of {event.restaurant_id}" if event else ""
+        super().__init__(f"projection {projection} failed{where}: {cause!r}")
+        self.projection = projection
+        self.event = event
+
+
+class Projector:
+    def __init__(
+        self,
+        projection: Projection,
+        engine: Engine,
+        store: EventStore,
+        clock: Clock = utc_now,
+        batch_size: int = 500,
+    ) -> None:
+        self.projection = projection
+        self.name = projection.name
+        self._engine = engine
+        self._store = store
+        self._clock = clock
+        self._batch_size = batch_size
+
+    def apply_batch(self, events: Sequence[RecordedEvent]) -> int:
+        """Apply events delivered by the bus; returns how many were applied."""
+        by_restaurant: dict[str, list[RecordedEvent]] = defaultdict(list)
+        for event in events:
+            by_restaurant[event.restaurant_id].append(event)
+        return sum(
+            self._apply_delivered(restaurant_id, batch)
+            for restaurant_id, batch in by_restaurant.items()
+        )
+
+    def catch_up(self) -> int:
+        """Apply whatever the store holds beyond this projection's checkpoints."""
+        heads = self._store.heads()
+        with self._engine.connect() as conn:
+            positions = tracking.all_checkpoints(conn, self.name)
+        return sum(
+            self.catch_up_restaurant(restaurant_id, head)
+            for restaurant_id, head in heads.items()
+            if head > positions.get(restaurant_id, 0)
+        )
+
+    def catch_up_restaurant(self, restaurant_id: str, up_to: int) -> int:
+        applied = 0
+        while True:
+            with self._guard(), self._engine.begin() as conn:
+                checkpoint = self._lock(conn, restaurant_id)
+                if checkpoint >= up_to:
+                    return applied
+                events = self._store.read_restaurant(
+                    restaurant_id, after_seq=checkpoint, limit=self._batch_size, up_to_seq=up_to
+                )
+                if not events:
+                    return applied
+                self._apply(conn, restaurant_id, events)
+                applied += len(events)
+
+    def lag(self) -> dict[str, int]:
+        """Events each restaurant's head is ahead of this projection."""
+        heads = self._store.heads()
+        with self._engine.connect() as conn:
+            positions = tracking.all_checkpoints(conn, self.name)
+        return {rid: head - positions.get(rid, 0) for rid, head in heads.items()}
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _apply_delivered(self, restaurant_id: str, batch: list[RecordedEvent]) -> int:
+        batch.sort(key=lambda event: event.seq)
+        up_to = batch[-1].seq
+        with self._engine.connect() as conn:
+            behind = up_to - tracking.checkpoint_of(conn, self.name, restaurant_id)
+        if behind > self._batch_size + len(batch):
+            # Far behind (lost messages, a flushed Redis): heal from the store in chunks.
+            return self.catch_up_restaurant(restaurant_id, up_to)
+        with self._guard(), self._engine.begin() as conn:
+            checkpoint = self._lock(conn, restaurant_id)
+            if up_to <= checkpoint:
+                return 0  # duplicates only
+            delivered = {event.seq: event for event in batch if event.seq > checkpoint}
+            if len(delivered) < up_to - checkpoint:  # a hole: fetch the missing seqs
+                stored = self._store.read_restaurant(
+                    restaurant_id, after_seq=checkpoint, limit=up_to - checkpoint, up_to_seq=up_to
+                )
+                delivered = {event.seq: event for event in stored}
+            ordered = [delivered[seq] for seq in range(checkpoint + 1, up_to + 1)]
+            self._apply(conn, restaurant_id, ordered)
+            return len(ordered)
+
+    def _lock(self, conn: Connection, restaurant_id: str) -> int:
+        return tracking.lock_checkpoint(conn, self.name, restaurant_id, naive_utc(self._clock()))
+
+    def _apply(self, conn: Connection, restaurant_id: str, events: list[RecordedEvent]) -> None:
+        for event in events:
+            try:
+                self.projection.apply(conn, event)
+            except Exception as exc:
+                raise ProjectionFailed(self.name, event, exc) from exc
+        tracking.advance(conn, self.name, restaurant_id, events[-1].seq, naive_utc(self._clock()))
+
+    def _guard(self) -> _FailureRecorder:
+        return _FailureRecorder(self)
+
+    def mark(self, state: str, error: str | None = None) -> None:
+        with self._engine.begin() as conn:
+            tracking.set_state(conn, self.name, state, naive_utc(self._clock()), error)
+
+
+class _FailureRecorder:
+    """Records a failure in projection_states (after the rollback) and lets it propagate."""
+
+    def __init__(self, projector: Projector) -> None:
+        self._projector = projector
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, _tb: object) -> None:
+        if isinstance(error, ProjectionFailed):
+            log.error("%s", error, exc_info=error)
+            detail = "".join(traceback.format_exception_only(error)).strip()
+            self._projector.mark("failed", detail[:2000])

@@ -1,0 +1,34 @@
+"""Read-your-writes: wait until a projection has applied a restaurant's events up to a seq."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Engine, select
+
+from coffeeshop.projections.tracking import checkpoints
+
+POLL_INTERVAL_S = 0.005
+
+
+def applied_position(engine: Engine, projection: str, restaurant_id: str) -> int:
+    with engine.connect() as conn:
+        seq = conn.execute(
+            select(checkpoints.c.seq).where(
+                checkpoints.c.projection == projection,
+                checkpoints.c.restaurant_id == restaurant_id,
+            )
+        ).scalar()
+    return int(seq or 0)
+
+
+def wait_until_applied(
+    engine: Engine, projection: str, restaurant_id: str, position: int, timeout_s: float
+) -> bool:
+    """True once ``projection`` has applied ``position``; False if the timeout came first."""
+    deadline = time.monotonic() + timeout_s
+    while applied_position(engine, projection, restaurant_id) < position:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL_S)
+    return True
