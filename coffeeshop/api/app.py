@@ -20,7 +20,16 @@ from coffeeshop.api.middleware import (
     SecurityHeadersMiddleware,
     UnhandledErrorMiddleware,
 )
-from coffeeshop.api.routers import health, identity, menu_commands, order_commands, staff
+from coffeeshop.api.routers import (
+    health,
+    identity,
+    menu_commands,
+    menu_queries,
+    order_commands,
+    order_queries,
+    reports,
+    staff,
+)
 from coffeeshop.api.settings import Settings
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -56,7 +65,16 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     app.state.container = services
     install_error_handlers(app)
-    routers = (health, identity, staff, menu_commands, order_commands)
+    routers = (
+        health,
+        identity,
+        staff,
+        menu_commands,
+        menu_queries,
+        order_commands,
+        order_queries,
+        reports,
+    )
     for module in routers:
         app.include_router(module.router)
 

@@ -33,6 +33,7 @@ class IdentityService:
         self._store = store
         self._hasher = hasher
         self._clock = clock
+        self._timezones: dict[str, str] = {}
 
     # -- restaurants and people ------------------------------------------------------------
 
@@ -191,6 +192,19 @@ class IdentityService:
     def list_tables(self, caller: Principal, page: PageRequest) -> Page[schemas.TablePublic]:
         query = select(dining_tables).where(dining_tables.c.restaurant_id == caller.restaurant_id)
         return self._page(query, dining_tables.c, page, _table_public)
+
+    def timezone_of(self, restaurant_id: str) -> str:
+        """The restaurant's IANA time zone; restaurants never move, so it is cached."""
+        cached = self._timezones.get(restaurant_id)
+        if cached is None:
+            with self._engine.connect() as conn:
+                found = conn.execute(
+                    select(restaurants.c.timezone).where(restaurants.c.id == restaurant_id)
+                ).scalar()
+            cached = str(found or "UTC")
+            if found is not None:
+                self._timezones[restaurant_id] = cached
+        return cached
 
     def table_exists(self, restaurant_id: str, table_id: str) -> bool:
         with self._engine.connect() as conn:
