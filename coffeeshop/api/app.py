@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from coffeeshop.api.routers import (
     reports,
     staff,
 )
+from coffeeshop.api.runtime import run_embedded
 from coffeeshop.api.settings import Settings
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -39,7 +41,12 @@ def is_sane_request_id(value: str) -> bool:
     return bool(_SANE_REQUEST_ID.fullmatch(value))
 
 
-def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    container: Container | None = None,
+    read_side: bool | None = None,
+) -> FastAPI:
+    """Build the API. ``read_side`` runs relay and projectors in-process (default: embedded)."""
     settings = settings or Settings()
     configure_logging(settings)
     if settings.sentry_dsn is not None:
@@ -51,10 +58,19 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         )
     services = container or build_container(settings)
 
+    in_process = settings.embedded if read_side is None else read_side
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await services.aclose()
+        stop = asyncio.Event()
+        worker = asyncio.create_task(run_embedded(services, stop)) if in_process else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                await asyncio.wait_for(worker, timeout=10)
+            await services.aclose()
 
     app = FastAPI(
         title="coffeeshop",

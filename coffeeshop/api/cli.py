@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import uvicorn
 from pydantic import ValidationError
 
+from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.db import make_engine
+from coffeeshop.api.logging import configure_logging
+from coffeeshop.api.runtime import projection_report, run_projectors, run_relay
 from coffeeshop.api.settings import Settings
 from coffeeshop.migrations.runner import upgrade
 
@@ -58,6 +63,52 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_until_signalled(work: Callable[[Container, asyncio.Event], Awaitable[None]]) -> int:
+    settings = _settings()
+    if settings.redis_url is None:
+        sys.exit("coffeeshop: this process needs REDIS_URL (embedded mode runs it inside serve)")
+    configure_logging(settings)
+    container = build_container(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await work(container, stop)
+        finally:
+            await container.aclose()
+
+    asyncio.run(main())
+    return 0
+
+
+def relay(_args: argparse.Namespace) -> int:
+    return _run_until_signalled(run_relay)
+
+
+def projector(args: argparse.Namespace) -> int:
+    names: list[str] = args.names
+    return _run_until_signalled(lambda c, stop: run_projectors(c, names, stop))
+
+
+def projections(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    container = build_container(settings)
+    try:
+        rows = projection_report(container)
+    finally:
+        container.close()
+    print(f"{'projection':<16} {'state':<10} {'applied':>10} {'head':>10} {'lag':>8}  error")
+    for row in rows:
+        print(
+            f"{row.name:<16} {row.state:<10} {row.applied:>10} {row.head:>10} "
+            f"{row.lag_events:>8}  {row.error or ''}"
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coffeeshop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -70,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate_cmd = commands.add_parser("migrate", help="upgrade the database to the latest schema")
     migrate_cmd.set_defaults(handler=migrate)
+
+    relay_cmd = commands.add_parser("relay", help="publish the outbox to Redis Streams")
+    relay_cmd.set_defaults(handler=relay)
+
+    projector_cmd = commands.add_parser("projector", help="run projectors from Redis Streams")
+    projector_cmd.add_argument("names", nargs="*", metavar="NAME", help="default: all")
+    projector_cmd.set_defaults(handler=projector)
+
+    status_cmd = commands.add_parser("projections", help="each projection's position and lag")
+    status_cmd.set_defaults(handler=projections)
     return parser
 
 

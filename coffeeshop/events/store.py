@@ -50,6 +50,8 @@ class EventStore:
         self._engine = engine
         self._registry = registry
         self._clock = clock
+        self.after_commit: list[Callable[[str], None]] = []
+        """Called with the restaurant id after each committed append (wakes the relay)."""
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -88,6 +90,19 @@ class EventStore:
         if len(restaurants) != 1 or not any(write.events for write in writes):
             raise ValueError("append_many needs events for exactly one restaurant")
         restaurant_id = next(iter(restaurants))
+        result = self._commit(restaurant_id, writes, metadata, idempotency)
+        if not result.replayed:
+            for hook in self.after_commit:
+                hook(restaurant_id)
+        return result
+
+    def _commit(
+        self,
+        restaurant_id: str,
+        writes: Sequence[StreamWrite],
+        metadata: EventMetadata | None,
+        idempotency: IdempotencyClaim | None,
+    ) -> AppendResult:
         try:
             try:
                 with self._engine.begin() as conn:
@@ -304,6 +319,20 @@ class EventStore:
                 )
             ).scalar()
         return int(value or 0)
+
+    def oldest_unapplied(self, positions: dict[str, int]) -> datetime | None:
+        """When the oldest event after each restaurant's position was recorded (lag in time)."""
+        oldest: datetime | None = None
+        with self._engine.connect() as conn:
+            for restaurant_id, position in positions.items():
+                moment = conn.execute(
+                    select(events.c.recorded_at).where(
+                        events.c.restaurant_id == restaurant_id, events.c.seq == position + 1
+                    )
+                ).scalar()
+                if moment is not None and (oldest is None or as_utc(moment) < oldest):
+                    oldest = as_utc(moment)
+        return oldest
 
     def stream_version(self, stream_id: str) -> int:
         with self._engine.connect() as conn:

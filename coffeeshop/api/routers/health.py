@@ -12,6 +12,7 @@ from sqlalchemy import text
 from coffeeshop.api.container import Container
 from coffeeshop.api.deps import ContainerDep
 from coffeeshop.api.errors import ServiceUnavailable
+from coffeeshop.api.runtime import projection_report
 
 router = APIRouter(tags=["operations"])
 CHECK_TIMEOUT_S = 2.0
@@ -35,7 +36,12 @@ async def ready(container: ContainerDep) -> dict[str, Any]:
     ]
     if down:
         raise ServiceUnavailable(f"Not ready: {', '.join(down)} unavailable")
-    return {"status": "ready", "database": database, "redis": redis, "projections": {}}
+    report = await run_in_threadpool(projection_report, container)
+    projections = {
+        row.name: {"state": row.state, "lag_events": row.lag_events, "lag_seconds": row.lag_seconds}
+        for row in report
+    }
+    return {"status": "ready", "database": database, "redis": redis, "projections": projections}
 
 
 async def _check(probe: Any) -> str:

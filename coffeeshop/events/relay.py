@@ -1,0 +1,72 @@
+"""The relay: publishes outbox rows to the bus and deletes them once the bus accepted them.
+
+Claims use SKIP LOCKED, so several relays share the outbox; a crash between publish and
+delete republishes (at-least-once), which projectors absorb as duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy import Engine
+
+from coffeeshop.events.bus import EventPublisher
+from coffeeshop.events.outbox import claim_batch, delete_entries
+from coffeeshop.events.store import EventStore
+
+log = logging.getLogger("coffeeshop.relay")
+
+
+class Relay:
+    def __init__(
+        self,
+        engine: Engine,
+        store: EventStore,
+        publisher: EventPublisher,
+        batch_size: int = 500,
+        idle_interval_s: float = 0.01,
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        self._publisher = publisher
+        self._batch_size = batch_size
+        self._idle_interval_s = idle_interval_s
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    def wake(self) -> None:
+        """Called (thread-safely, through the loop) after an append commits."""
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many events went out."""
+        conn = await asyncio.to_thread(self._engine.connect)
+        try:
+            transaction = await asyncio.to_thread(conn.begin)
+            entries = await asyncio.to_thread(claim_batch, conn, self._store, self._batch_size)
+            if not entries:
+                await asyncio.to_thread(transaction.rollback)
+                return 0
+            await self._publisher.publish([entry.event for entry in entries])
+            await asyncio.to_thread(delete_entries, conn, entries)
+            await asyncio.to_thread(transaction.commit)
+        finally:
+            await asyncio.to_thread(conn.close)
+        self.published += len(entries)
+        return len(entries)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Drain the outbox until ``stop`` is set; failures are logged and retried."""
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                if await self.relay_once():
+                    continue
+            except Exception:
+                log.exception("relay batch failed; retrying")
+                await asyncio.sleep(1)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._idle_interval_s)
