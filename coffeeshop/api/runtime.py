@@ -139,11 +139,18 @@ async def run_relay(container: Container, stop: asyncio.Event) -> None:
         await redis.aclose()
 
 
-async def run_projectors(container: Container, names: Sequence[str], stop: asyncio.Event) -> None:
+async def run_projectors(
+    container: Container,
+    names: Sequence[str],
+    stop: asyncio.Event,
+    projectors: Sequence[Projector] | None = None,
+    catch_up_interval_s: float = CATCH_UP_INTERVAL_S,
+) -> None:
     """Production projectors: one consumer group per projection on every partition stream."""
     settings = container.settings
     assert settings.redis_url is not None, "projectors need REDIS_URL"
-    runners = [ProjectorRunner(p) for p in build_projectors(container, names)]
+    chosen = projectors if projectors is not None else build_projectors(container, names)
+    runners = [ProjectorRunner(p) for p in chosen]
     broker = RedisBroker(settings.redis_url)
     redis = Redis.from_url(settings.redis_url)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
@@ -164,7 +171,7 @@ async def run_projectors(container: Container, names: Sequence[str], stop: async
         await runner.start()
     await broker.start()
     try:
-        await _watch(runners, redis, groups, settings.bus_partitions, stop)
+        await _watch(runners, redis, settings.bus_partitions, stop, interval_s=catch_up_interval_s)
     finally:
         await broker.stop()
         await redis.aclose()
@@ -173,14 +180,16 @@ async def run_projectors(container: Container, names: Sequence[str], stop: async
 async def _watch(
     runners: Sequence[ProjectorRunner],
     redis: Redis,
-    groups: Sequence[str],
     partitions: int,
     stop: asyncio.Event,
+    *,
+    interval_s: float,
 ) -> None:
     """Recreate vanished consumer groups and catch up from the store, periodically."""
+    groups = [runner.projector.name for runner in runners]
     while not stop.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=CATCH_UP_INTERVAL_S)
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
         try:
             await ensure_groups(redis, groups, partitions)
         except Exception:

@@ -282,6 +282,7 @@ class EventStore:
         after_seq: int = 0,
         limit: int = 1000,
         up_to_seq: int | None = None,
+        conn: Connection | None = None,
     ) -> list[RecordedEvent]:
         """A restaurant's events after ``after_seq`` in seq (commit) order."""
         query = select(events).where(
@@ -289,7 +290,7 @@ class EventStore:
         )
         if up_to_seq is not None:
             query = query.where(events.c.seq <= up_to_seq)
-        return self._fetch(query.order_by(events.c.seq).limit(limit))
+        return self._fetch(query.order_by(events.c.seq).limit(limit), conn)
 
     def read_all(self, after_id: int = 0, limit: int = 1000) -> list[RecordedEvent]:
         """All events after the row id ``after_id`` (keyset batches for replay)."""
@@ -338,9 +339,12 @@ class EventStore:
         with self._engine.connect() as conn:
             return _stream_version(conn, stream_id)
 
-    def _fetch(self, query: Any) -> list[RecordedEvent]:
-        with self._engine.connect() as conn:
-            rows = conn.execute(query).all()
+    def _fetch(self, query: Any, conn: Connection | None = None) -> list[RecordedEvent]:
+        """Run ``query`` in the caller's transaction when given one, else on our own."""
+        if conn is not None:
+            return [self.to_recorded(row) for row in conn.execute(query).all()]
+        with self._engine.connect() as own:
+            rows = own.execute(query).all()
         return [self.to_recorded(row) for row in rows]
 
     def to_recorded(self, row: Row[Any]) -> RecordedEvent:

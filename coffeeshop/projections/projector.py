@@ -79,7 +79,11 @@ class Projector:
                 if checkpoint >= up_to:
                     return applied
                 events = self._store.read_restaurant(
-                    restaurant_id, after_seq=checkpoint, limit=self._batch_size, up_to_seq=up_to
+                    restaurant_id,
+                    after_seq=checkpoint,
+                    limit=self._batch_size,
+                    up_to_seq=up_to,
+                    conn=conn,
                 )
                 if not events:
                     return applied
@@ -110,7 +114,11 @@ class Projector:
             delivered = {event.seq: event for event in batch if event.seq > checkpoint}
             if len(delivered) < up_to - checkpoint:  # a hole: fetch the missing seqs
                 stored = self._store.read_restaurant(
-                    restaurant_id, after_seq=checkpoint, limit=up_to - checkpoint, up_to_seq=up_to
+                    restaurant_id,
+                    after_seq=checkpoint,
+                    limit=up_to - checkpoint,
+                    up_to_seq=up_to,
+                    conn=conn,
                 )
                 delivered = {event.seq: event for event in stored}
             ordered = [delivered[seq] for seq in range(checkpoint + 1, up_to + 1)]
