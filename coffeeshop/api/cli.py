@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.db import make_engine
+from coffeeshop.api.demo import build_demo
 from coffeeshop.api.logging import configure_logging
 from coffeeshop.api.runtime import projection_report, run_projectors, run_relay
 from coffeeshop.api.settings import Settings
@@ -109,6 +110,20 @@ def projections(_args: argparse.Namespace) -> int:
     return 0
 
 
+def demo(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings.uses_sqlite:
+        migrate(args)
+    summary = build_demo(settings, orders=args.orders, days=args.days)
+    print(
+        f"demo restaurant {summary.restaurant_id}: {summary.orders} orders, "
+        f"{summary.events} events\n"
+        f"  owner login: {summary.owner_email} / {summary.password}\n"
+        f"  POS key:     {summary.pos_key}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coffeeshop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -131,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     status_cmd = commands.add_parser("projections", help="each projection's position and lag")
     status_cmd.set_defaults(handler=projections)
+
+    demo_cmd = commands.add_parser("demo", help="load a realistic demo restaurant")
+    demo_cmd.add_argument("--orders", type=int, default=2000, help="orders over the period")
+    demo_cmd.add_argument("--days", type=int, default=30, help="days of history")
+    demo_cmd.set_defaults(handler=demo)
     return parser
 
 

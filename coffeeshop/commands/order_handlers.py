@@ -101,6 +101,10 @@ class OrderCommands:
     def cancel(self, ctx: CommandContext, order_id: str, body: CancellationCreate) -> CommandResult:
         return self._on_order(ctx, order_id, order.Cancel(body.reason))
 
+    def total_of(self, ctx: CommandContext, order_id: str) -> int:
+        """The order's current total, from its stream (what a POS shows before payment)."""
+        return self._order(ctx, order_id).state.total_cents
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _on_order(

@@ -52,3 +52,27 @@ def test_the_console_script_is_installed() -> None:
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
     assert "serve" in result.stdout
     assert "migrate" in result.stdout
+
+
+def test_demo_builds_a_restaurant_through_the_command_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "demo.db"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
+
+    assert cli.main(["demo", "--orders", "40", "--days", "4"]) == 0
+
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.connect() as conn:
+        types = dict(conn.exec_driver_sql("SELECT type, COUNT(*) FROM events GROUP BY type").all())
+        users = conn.exec_driver_sql("SELECT COUNT(*) FROM users").scalar()
+    assert types["CategoryCreated"] == 6
+    assert types["MenuItemAdded"] == 40
+    assert types["OrderPlaced"] == 40
+    assert types["OrderPaid"] + types.get("OrderCancelled", 0) == 40
+    assert types["OrderPaid"] >= 30
+    assert users == 4
+    out = capsys.readouterr().out
+    assert "owner login" in out
+    assert "cs_" in out
