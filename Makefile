@@ -5,13 +5,16 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: run test services install lint typecheck check clean
+.PHONY: run test demo services install lint typecheck check clean
 
 run: install ## Run the service on the embedded default (SQLite, in-process bus and cache)
 	$(UV) run --frozen coffeeshop serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
 
 test: install services ## Run the whole test suite with coverage (needs MariaDB and Redis)
 	$(UV) run --frozen pytest --cov=coffeeshop --cov-report=term --cov-fail-under=80 $(PYTEST_ARGS)
+
+demo: install ## Load a demo café (a month of orders) into the embedded database
+	$(UV) run --frozen coffeeshop demo --orders $${ORDERS:-2000}
 
 install: .venv/.synced
 
