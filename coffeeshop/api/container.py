@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+import redis
 from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine
 
 from coffeeshop.api.db import make_engine
@@ -18,6 +21,9 @@ from coffeeshop.commands.order_handlers import OrderCommands
 from coffeeshop.events.clock import Clock, utc_now
 from coffeeshop.events.registry import registry
 from coffeeshop.events.store import EventStore
+from coffeeshop.queries.cache import Cache, MemoryCache, RedisCache
+
+CACHE_SOCKET_TIMEOUT_S = 0.2
 
 
 @dataclass
@@ -31,8 +37,10 @@ class Container:
     orders: OrderCommands
     redis: Redis | None
     clock: Clock
+    cache: Cache
 
     def close(self) -> None:
+        self.cache.close()
         self.engine.dispose()
 
     async def aclose(self) -> None:
@@ -61,4 +69,19 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         orders=OrderCommands(executor, identity.table_exists),
         redis=redis,
         clock=clock,
+        cache=_build_cache(settings),
     )
+
+
+def _build_cache(settings: Settings) -> Cache:
+    """Redis when configured (a slow or absent Redis must not slow reads: short timeouts,
+    no retries, and the cache fails open); an in-process LRU in embedded mode."""
+    if settings.redis_url is None:
+        return MemoryCache()
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=CACHE_SOCKET_TIMEOUT_S,
+        socket_connect_timeout=CACHE_SOCKET_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return RedisCache(client)

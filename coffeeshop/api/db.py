@@ -50,9 +50,10 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(conn: Any) -> None:
-        # Take the write lock up front: a deferred transaction that later writes can fail
-        # with "database is locked" instead of waiting its turn.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    def _begin(conn: Any) -> None:
+        # Deferred: readers never wait (WAL) and never hold the write lock. Every write
+        # transaction starts with a write statement, so it takes the write lock before it
+        # reads anything and cannot fail later with a stale snapshot (SQLITE_BUSY_SNAPSHOT).
+        conn.exec_driver_sql("BEGIN")
 
     return engine

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, select, tuple_
 
 from coffeeshop.events.envelope import RecordedEvent
+from coffeeshop.events.locking import lock_for_write
 from coffeeshop.events.schema import events, outbox
 from coffeeshop.events.store import EventStore
 
@@ -23,6 +24,7 @@ class OutboxEntry:
 
 def claim_batch(conn: Connection, store: EventStore, limit: int = 500) -> list[OutboxEntry]:
     """Lock up to ``limit`` unclaimed outbox rows with their events (caller's transaction)."""
+    lock_for_write(conn)
     claimed = conn.execute(
         select(outbox.c.id, outbox.c.restaurant_id, outbox.c.seq)
         .order_by(outbox.c.id)

@@ -13,7 +13,7 @@ import logging
 from sqlalchemy import Engine
 
 from coffeeshop.events.bus import EventPublisher
-from coffeeshop.events.outbox import claim_batch, delete_entries
+from coffeeshop.events.outbox import OutboxEntry, claim_batch, delete_entries
 from coffeeshop.events.store import EventStore
 
 log = logging.getLogger("coffeeshop.relay")
@@ -42,6 +42,15 @@ class Relay:
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many events went out."""
+        if self._engine.dialect.name == "sqlite":
+            count = await self._relay_unlocked()
+        else:
+            count = await self._relay_locked()
+        self.published += count
+        return count
+
+    async def _relay_locked(self) -> int:
+        """Keep the claimed rows locked while publishing, so other relays skip them."""
         conn = await asyncio.to_thread(self._engine.connect)
         try:
             transaction = await asyncio.to_thread(conn.begin)
@@ -54,8 +63,24 @@ class Relay:
             await asyncio.to_thread(transaction.commit)
         finally:
             await asyncio.to_thread(conn.close)
-        self.published += len(entries)
         return len(entries)
+
+    async def _relay_unlocked(self) -> int:
+        """SQLite has one write lock for the whole file: holding it while in-process
+        subscribers write would deadlock them. Claim, release, publish, then delete."""
+        entries = await asyncio.to_thread(self._claim_and_release)
+        if entries:
+            await self._publisher.publish([entry.event for entry in entries])
+            await asyncio.to_thread(self._delete, entries)
+        return len(entries)
+
+    def _claim_and_release(self) -> list[OutboxEntry]:
+        with self._engine.begin() as conn:
+            return claim_batch(conn, self._store, self._batch_size)
+
+    def _delete(self, entries: list[OutboxEntry]) -> None:
+        with self._engine.begin() as conn:
+            delete_entries(conn, entries)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain the outbox until ``stop`` is set; failures are logged and retried."""

@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    Insert,
     String,
     Table,
     Text,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     update,
 )
 
+from coffeeshop.events.locking import lock_for_write
 from coffeeshop.events.schema import Timestamp, Uuid
 from coffeeshop.projections.schema import metadata
 
@@ -40,6 +42,7 @@ projection_states = Table(
 
 def lock_checkpoint(conn: Connection, projection: str, restaurant_id: str, now: datetime) -> int:
     """The restaurant's checkpoint, row-locked until the caller's transaction ends."""
+    lock_for_write(conn)
     query = (
         select(checkpoints.c.seq)
         .where(checkpoints.c.projection == projection, checkpoints.c.restaurant_id == restaurant_id)
@@ -48,15 +51,18 @@ def lock_checkpoint(conn: Connection, projection: str, restaurant_id: str, now: 
     seq = conn.execute(query).scalar()
     if seq is not None:
         return int(seq)
-    ignore = (
+    conn.execute(_insert_ignore(projection, restaurant_id, now))
+    return int(conn.execute(query).scalar_one())
+
+
+def _insert_ignore(projection: str, restaurant_id: str, now: datetime) -> Insert:
+    return (
         insert(checkpoints)
         .values(projection=projection, restaurant_id=restaurant_id, seq=0, updated_at=now)
         .prefix_with("IGNORE", dialect="mysql")
         .prefix_with("IGNORE", dialect="mariadb")
         .prefix_with("OR IGNORE", dialect="sqlite")
     )
-    conn.execute(ignore)
-    return int(conn.execute(query).scalar_one())
 
 
 def advance(conn: Connection, projection: str, restaurant_id: str, seq: int, now: datetime) -> None:

@@ -141,20 +141,16 @@ class IdentityService:
         return self._page(query, api_keys.c, page, _api_key_public)
 
     def revoke_api_key(self, caller: Principal, key_id: str) -> None:
+        """Revoke at once; revoking a revoked key is a no-op, another tenant's key is 404."""
+        mine = (api_keys.c.id == key_id) & (api_keys.c.restaurant_id == caller.restaurant_id)
         with self._engine.begin() as conn:
-            found = conn.execute(
-                select(api_keys.c.revoked_at).where(
-                    api_keys.c.id == key_id, api_keys.c.restaurant_id == caller.restaurant_id
-                )
-            ).first()
-            if found is None:
+            revoked = conn.execute(
+                update(api_keys)
+                .where(mine, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=naive_utc(self._clock()))
+            ).rowcount
+            if not revoked and conn.execute(select(api_keys.c.id).where(mine)).first() is None:
                 raise ResourceNotFound("API key not found")
-            if found.revoked_at is None:
-                conn.execute(
-                    update(api_keys)
-                    .where(api_keys.c.id == key_id)
-                    .values(revoked_at=naive_utc(self._clock()))
-                )
 
     def principal_for_api_key(self, key: str) -> Principal | None:
         with self._engine.connect() as conn:

@@ -1,7 +1,120 @@
-"""Query routes (read side): placeholder until the read models land."""
+"""Order queries (read side): the orders read model and each order's audit trail."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Annotated
+from uuid import UUID
 
-router = APIRouter(prefix="/api/v1")
+from fastapi import APIRouter, Query, Response
+
+from coffeeshop.api.deps import ContainerDep, CurrentPrincipal, PageDep
+from coffeeshop.api.errors import ResourceNotFound, Unprocessable
+from coffeeshop.api.reads import MinPosition, await_position
+from coffeeshop.projections import order_history as history_projection
+from coffeeshop.projections import orders as orders_projection
+from coffeeshop.queries import orders as queries
+from coffeeshop.queries.orders import HistoryEntry, OrderFilters, OrderSort, OrderStatus, OrderView
+from coffeeshop.queries.pagination import InvalidCursor, Page
+
+router = APIRouter(prefix="/api/v1/orders", tags=["order queries"])
+STALE = "X-Projection-Stale"
+
+
+@router.get("")
+def list_orders(
+    *,
+    caller: CurrentPrincipal,
+    container: ContainerDep,
+    page: PageDep,
+    response: Response,
+    status: Annotated[
+        list[OrderStatus] | None, Query(description="Only these statuses (repeatable)")
+    ] = None,
+    table_id: UUID | None = None,
+    created_from: Annotated[
+        datetime | None, Query(description="Placed at or after (RFC 3339)")
+    ] = None,
+    created_to: Annotated[datetime | None, Query(description="Placed before (RFC 3339)")] = None,
+    sort: Annotated[OrderSort, Query(description="created_at: oldest first")] = "-created_at",
+    min_position: MinPosition = None,
+) -> Page[OrderView]:
+    """The restaurant's orders, newest first unless sort=created_at."""
+    filters = OrderFilters(
+        statuses=tuple(status or ()),
+        table_id=str(table_id) if table_id else None,
+        created_from=_utc(created_from, "created_from"),
+        created_to=_utc(created_to, "created_to"),
+        sort=sort,
+    )
+    if filters.created_from and filters.created_to and filters.created_from > filters.created_to:
+        raise Unprocessable(
+            "created_from is after created_to",
+            errors=[{"loc": ["query", "created_from"], "msg": "must not be after created_to"}],
+        )
+    await_position(container, caller, orders_projection.NAME, min_position, response)
+    try:
+        return queries.list_orders(container.engine, caller.restaurant_id, filters, page)
+    except InvalidCursor as exc:
+        raise _bad_cursor(exc) from exc
+
+
+@router.get("/{order_id}")
+def get_order(
+    order_id: UUID,
+    *,
+    caller: CurrentPrincipal,
+    container: ContainerDep,
+    response: Response,
+    min_position: MinPosition = None,
+) -> OrderView:
+    """One order with its lines, totals and timestamps; the ETag is its version."""
+    await_position(container, caller, orders_projection.NAME, min_position, response)
+    order = queries.get_order(container.engine, caller.restaurant_id, str(order_id))
+    if order is None:
+        raise _not_found(response)
+    response.headers["ETag"] = f'"{order.version}"'
+    return order
+
+
+@router.get("/{order_id}/history")
+def get_order_history(
+    order_id: UUID,
+    *,
+    caller: CurrentPrincipal,
+    container: ContainerDep,
+    page: PageDep,
+    response: Response,
+    min_position: MinPosition = None,
+) -> Page[HistoryEntry]:
+    """The order's events, oldest first, with who sent each and when (audit trail)."""
+    await_position(container, caller, history_projection.NAME, min_position, response)
+    try:
+        history = queries.order_history(container.engine, caller.restaurant_id, str(order_id), page)
+    except InvalidCursor as exc:
+        raise _bad_cursor(exc) from exc
+    if history is None:
+        raise _not_found(response)
+    return history
+
+
+def _utc(moment: datetime | None, name: str) -> datetime | None:
+    """Times are RFC 3339; one without an offset is taken as UTC."""
+    if moment is None:
+        return None
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (OverflowError, ValueError) as exc:  # year 1 or 9999 with an offset
+        raise Unprocessable(
+            f"{name} is out of range", errors=[{"loc": ["query", name], "msg": "out of range"}]
+        ) from exc
+
+
+def _bad_cursor(exc: InvalidCursor) -> Unprocessable:
+    return Unprocessable(str(exc), errors=[{"loc": ["query", "cursor"], "msg": str(exc)}])
+
+
+def _not_found(response: Response) -> ResourceNotFound:
+    """A stale projection may not show an order yet: say so on the 404 too."""
+    stale = {STALE: "true"} if response.headers.get(STALE) else None
+    return ResourceNotFound("order not found", headers=stale)

@@ -1,0 +1,291 @@
+"""Daily sales per restaurant and local date: the read model behind GET /reports/daily.
+
+Days and hours are the restaurant's local ones (its IANA time zone, from ``timezone_of``).
+Attribution:
+
+- ``orders`` (and ``by_hour.orders``) count an order on the local date and hour it was
+  placed (``OrderPlaced.placed_at``), whatever happened to it later;
+- ``cancelled_orders`` counts a cancelled order on the date it was *placed*, so that
+  ``cancelled_orders <= orders`` holds for every day;
+- ``paid_orders``, ``revenue_cents`` (the amount paid, tips excluded), ``tips_cents``, the
+  per-item figures and ``by_hour.revenue_cents`` go to the local date and hour of the
+  payment (``OrderPaid.at``): money is counted when it came in. An order placed before
+  midnight and paid after it counts as placed on one day and paid on the next.
+
+Payment needs the order's lines, so the projection keeps its own copy of every open order
+(``sales_open_orders`` / ``sales_open_lines``, from OrderPlaced, OrderItemAdded and
+OrderItemRemoved) and drops it when the order is paid or cancelled. It never reads another
+projection's tables. Handlers use only event fields, so a replay reproduces every row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Date,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    and_,
+    delete,
+    insert,
+    select,
+    update,
+)
+
+from coffeeshop.events import orders as ev
+from coffeeshop.events.envelope import RecordedEvent
+from coffeeshop.events.registry import DomainEvent, registry
+from coffeeshop.events.schema import Uuid
+from coffeeshop.projections.base import Handler, Projection
+from coffeeshop.projections.schema import metadata
+
+NAME = "daily_sales"
+E = TypeVar("E", bound=DomainEvent)
+TimezoneOf = Callable[[str], str]
+log = logging.getLogger("coffeeshop.projections.daily_sales")
+
+daily_sales = Table(
+    "daily_sales",
+    metadata,
+    Column("restaurant_id", Uuid, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("orders", Integer, nullable=False),
+    Column("paid_orders", Integer, nullable=False),
+    Column("cancelled_orders", Integer, nullable=False),
+    Column("revenue_cents", BigInteger, nullable=False),
+    Column("tips_cents", BigInteger, nullable=False),
+)
+
+daily_sales_items = Table(
+    "daily_sales_items",
+    metadata,
+    Column("restaurant_id", Uuid, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("menu_item_id", Uuid, primary_key=True),
+    Column("name", String(100), nullable=False),  # as on the last paid line of the day
+    Column("quantity", Integer, nullable=False),
+    Column("revenue_cents", BigInteger, nullable=False),
+)
+
+daily_sales_hours = Table(
+    "daily_sales_hours",
+    metadata,
+    Column("restaurant_id", Uuid, primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("hour", SmallInteger, primary_key=True),
+    Column("orders", Integer, nullable=False),
+    Column("revenue_cents", BigInteger, nullable=False),
+)
+
+# Private working state: orders placed and neither paid nor cancelled yet.
+sales_open_orders = Table(
+    "sales_open_orders",
+    metadata,
+    Column("order_id", Uuid, primary_key=True),
+    Column("restaurant_id", Uuid, nullable=False),
+    Column("placed_day", Date, nullable=False),
+    Index("ix_sales_open_orders_restaurant", "restaurant_id"),
+)
+
+sales_open_lines = Table(
+    "sales_open_lines",
+    metadata,
+    Column("order_id", Uuid, primary_key=True),
+    Column("line_id", Uuid, primary_key=True),
+    Column("restaurant_id", Uuid, nullable=False),
+    Column("menu_item_id", Uuid, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("unit_price_cents", Integer, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Index("ix_sales_open_lines_restaurant", "restaurant_id"),
+)
+
+TABLES = (daily_sales, daily_sales_items, daily_sales_hours, sales_open_orders, sales_open_lines)
+
+
+def build(timezone_of: TimezoneOf) -> Projection:
+    """``timezone_of``: restaurant_id -> IANA zone name (a restaurant's zone never changes)."""
+    handlers = _Handlers(timezone_of)
+    table: dict[str, Handler] = {
+        ev.OrderPlaced.event_type: handlers.placed,
+        ev.OrderItemAdded.event_type: handlers.item_added,
+        ev.OrderItemRemoved.event_type: handlers.item_removed,
+        ev.OrderPaid.event_type: handlers.paid,
+        ev.OrderCancelled.event_type: handlers.cancelled,
+    }
+    return Projection(name=NAME, tables=TABLES, handlers=table)
+
+
+class _Handlers:
+    def __init__(self, timezone_of: TimezoneOf) -> None:
+        self._timezone_of = timezone_of
+
+    def local(self, restaurant_id: str, moment: datetime) -> datetime:
+        name = self._timezone_of(restaurant_id)
+        try:
+            zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("unknown time zone %r of restaurant %s; using UTC", name, restaurant_id)
+            zone = ZoneInfo("UTC")
+        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        return aware.astimezone(zone)
+
+    def placed(self, conn: Connection, event: RecordedEvent) -> None:
+        placed = _decode(event, ev.OrderPlaced)
+        when = self.local(event.restaurant_id, placed.placed_at)
+        conn.execute(
+            insert(sales_open_orders).values(
+                order_id=placed.order_id, restaurant_id=event.restaurant_id, placed_day=when.date()
+            )
+        )
+        if placed.lines:
+            conn.execute(
+                insert(sales_open_lines),
+                [_line_row(event.restaurant_id, placed.order_id, line) for line in placed.lines],
+            )
+        _add(conn, daily_sales, _day_key(event.restaurant_id, when.date()), orders=1)
+        _add(conn, daily_sales_hours, _hour_key(event.restaurant_id, when), orders=1)
+
+    def item_added(self, conn: Connection, event: RecordedEvent) -> None:
+        line = _decode(event, ev.OrderItemAdded).line
+        conn.execute(
+            insert(sales_open_lines).values(_line_row(event.restaurant_id, event.stream_id, line))
+        )
+
+    def item_removed(self, conn: Connection, event: RecordedEvent) -> None:
+        line_id = _decode(event, ev.OrderItemRemoved).line_id
+        conn.execute(
+            delete(sales_open_lines).where(
+                sales_open_lines.c.order_id == event.stream_id,
+                sales_open_lines.c.line_id == line_id,
+            )
+        )
+
+    def paid(self, conn: Connection, event: RecordedEvent) -> None:
+        paid = _decode(event, ev.OrderPaid)
+        when = self.local(event.restaurant_id, paid.at)
+        day = when.date()
+        _add(
+            conn,
+            daily_sales,
+            _day_key(event.restaurant_id, day),
+            paid_orders=1,
+            revenue_cents=paid.amount_cents,
+            tips_cents=paid.tip_cents,
+        )
+        _add(
+            conn,
+            daily_sales_hours,
+            _hour_key(event.restaurant_id, when),
+            revenue_cents=paid.amount_cents,
+        )
+        lines = conn.execute(
+            select(sales_open_lines)
+            .where(sales_open_lines.c.order_id == event.stream_id)
+            .order_by(sales_open_lines.c.line_id)
+        ).all()
+        quantity: dict[str, int] = defaultdict(int)
+        revenue: dict[str, int] = defaultdict(int)
+        names: dict[str, str] = {}
+        for line in lines:
+            quantity[line.menu_item_id] += line.quantity
+            revenue[line.menu_item_id] += line.quantity * line.unit_price_cents
+            names[line.menu_item_id] = line.name
+        for menu_item_id in sorted(quantity):
+            _add(
+                conn,
+                daily_sales_items,
+                {"restaurant_id": event.restaurant_id, "day": day, "menu_item_id": menu_item_id},
+                quantity=quantity[menu_item_id],
+                revenue_cents=revenue[menu_item_id],
+                set_values={"name": names[menu_item_id]},
+            )
+        _close(conn, event.stream_id)
+
+    def cancelled(self, conn: Connection, event: RecordedEvent) -> None:
+        placed_day = conn.execute(
+            select(sales_open_orders.c.placed_day).where(
+                sales_open_orders.c.order_id == event.stream_id
+            )
+        ).scalar()
+        if placed_day is not None:
+            _add(conn, daily_sales, _day_key(event.restaurant_id, placed_day), cancelled_orders=1)
+        _close(conn, event.stream_id)
+
+
+def _close(conn: Connection, order_id: str) -> None:
+    conn.execute(delete(sales_open_lines).where(sales_open_lines.c.order_id == order_id))
+    conn.execute(delete(sales_open_orders).where(sales_open_orders.c.order_id == order_id))
+
+
+def _line_row(restaurant_id: str, order_id: str, line: ev.OrderLine) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "line_id": line.line_id,
+        "restaurant_id": restaurant_id,
+        "menu_item_id": line.menu_item_id,
+        "name": line.name,
+        "unit_price_cents": line.unit_price_cents,
+        "quantity": line.quantity,
+    }
+
+
+def _day_key(restaurant_id: str, day: date) -> dict[str, Any]:
+    return {"restaurant_id": restaurant_id, "day": day}
+
+
+def _hour_key(restaurant_id: str, when: datetime) -> dict[str, Any]:
+    return {"restaurant_id": restaurant_id, "day": when.date(), "hour": when.hour}
+
+
+_ZEROS: dict[Table, dict[str, int]] = {
+    daily_sales: {
+        "orders": 0,
+        "paid_orders": 0,
+        "cancelled_orders": 0,
+        "revenue_cents": 0,
+        "tips_cents": 0,
+    },
+    daily_sales_items: {"quantity": 0, "revenue_cents": 0},
+    daily_sales_hours: {"orders": 0, "revenue_cents": 0},
+}
+
+
+def _add(
+    conn: Connection,
+    table: Table,
+    key: dict[str, Any],
+    set_values: dict[str, Any] | None = None,
+    **deltas: int,
+) -> None:
+    """Add ``deltas`` to the counters of the row at ``key``, creating it (zeros) if missing.
+
+    The projector holds the restaurant's checkpoint lock, so nobody inserts the same key
+    concurrently. MySQL's rowcount is rows matched (SQLAlchemy sets CLIENT_FOUND_ROWS).
+    """
+    where = and_(*(table.c[column] == value for column, value in key.items()))
+    changes: dict[str, Any] = {column: table.c[column] + delta for column, delta in deltas.items()}
+    changes.update(set_values or {})
+    if conn.execute(update(table).where(where).values(changes)).rowcount:
+        return
+    row = {**key, **_ZEROS[table], **deltas, **(set_values or {})}
+    conn.execute(insert(table).values(row))
+
+
+def _decode(event: RecordedEvent, cls: type[E]) -> E:
+    decoded = event.decode(registry)
+    if not isinstance(decoded, cls):  # pragma: no cover - the registry maps type to class
+        raise TypeError(f"{event.type} decoded as {type(decoded).__name__}")
+    return decoded

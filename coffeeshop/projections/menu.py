@@ -1,0 +1,244 @@
+"""The menu read model: categories and items as POS screens and back offices read them.
+
+Removed categories are deleted; archived items stay (``archived``), so a late event for them
+still finds its row, but every query leaves them out. ``version`` is the aggregate's stream
+version after the event (the ETag of single-item reads); ``updated_at`` is the event's
+``recorded_at``.
+
+``menu_generations`` holds, per restaurant, how many menu events this projection applied.
+Every handler bumps it in the projector's transaction, so a committed menu change and its new
+generation become visible together, and a given generation always names the same menu (replay
+reproduces it). Cached menus are keyed by it: nothing ever has to be invalidated.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    update,
+)
+
+from coffeeshop.events import menu as ev
+from coffeeshop.events.clock import naive_utc
+from coffeeshop.events.envelope import RecordedEvent
+from coffeeshop.events.registry import DomainEvent, registry
+from coffeeshop.events.schema import Timestamp, Uuid
+from coffeeshop.projections.base import Handler, Projection
+from coffeeshop.projections.schema import metadata
+
+NAME = "menu"
+E = TypeVar("E", bound=DomainEvent)
+
+menu_categories = Table(
+    "menu_categories",
+    metadata,
+    Column("category_id", Uuid, primary_key=True),
+    Column("restaurant_id", Uuid, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("sort_order", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    # The menu and the category list read a restaurant's categories in this order.
+    Index("ix_menu_categories_restaurant_order", "restaurant_id", "sort_order", "name"),
+)
+
+menu_items = Table(
+    "menu_items",
+    metadata,
+    Column("menu_item_id", Uuid, primary_key=True),
+    Column("restaurant_id", Uuid, nullable=False),
+    Column("category_id", Uuid, nullable=False),
+    Column("name", String(100), nullable=False),
+    # casefold(name): a case-insensitive "name contains" that means the same on every backend.
+    Column("search_name", String(400), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("price_cents", Integer, nullable=False),
+    Column("is_available", Boolean, nullable=False),
+    Column("archived", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index("ix_menu_items_restaurant_category", "restaurant_id", "category_id"),
+    Index("ix_menu_items_restaurant_available", "restaurant_id", "is_available"),
+    # The item list: a restaurant's active items by name (keyset on name, id).
+    Index("ix_menu_items_restaurant_archived_name", "restaurant_id", "archived", "name"),
+)
+
+menu_generations = Table(
+    "menu_generations",
+    metadata,
+    Column("restaurant_id", Uuid, primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+)
+
+TABLES = (menu_categories, menu_items, menu_generations)
+
+
+def build() -> Projection:
+    handlers: dict[str, Handler] = {
+        ev.CategoryCreated.event_type: _category_created,
+        ev.CategoryRenamed.event_type: _category_renamed,
+        ev.CategoryReordered.event_type: _category_reordered,
+        ev.CategoryItemAttached.event_type: _category_touched,
+        ev.CategoryItemDetached.event_type: _category_touched,
+        ev.CategoryRemoved.event_type: _category_removed,
+        ev.MenuItemAdded.event_type: _item_added,
+        ev.MenuItemRenamed.event_type: _item_renamed,
+        ev.MenuItemDescriptionChanged.event_type: _item_description_changed,
+        ev.MenuItemPriceChanged.event_type: _item_price_changed,
+        ev.MenuItemMoved.event_type: _item_moved,
+        ev.MenuItemAvailabilityChanged.event_type: _item_availability_changed,
+        ev.MenuItemArchived.event_type: _item_archived,
+    }
+    return Projection(name=NAME, tables=TABLES, handlers=handlers)
+
+
+def search_key(text: str) -> str:
+    """What ``search_name`` holds and what a search term is compared as."""
+    return text.casefold()
+
+
+# -- categories ----------------------------------------------------------------------------
+
+
+def _category_created(conn: Connection, event: RecordedEvent) -> None:
+    created = _decode(event, ev.CategoryCreated)
+    conn.execute(
+        insert(menu_categories).values(
+            category_id=created.category_id,
+            restaurant_id=event.restaurant_id,
+            name=created.name,
+            sort_order=created.sort_order,
+            **_stamp(event),
+        )
+    )
+    _bump(conn, event)
+
+
+def _category_renamed(conn: Connection, event: RecordedEvent) -> None:
+    _set_category(conn, event, name=_decode(event, ev.CategoryRenamed).name)
+
+
+def _category_reordered(conn: Connection, event: RecordedEvent) -> None:
+    _set_category(conn, event, sort_order=_decode(event, ev.CategoryReordered).sort_order)
+
+
+def _category_touched(conn: Connection, event: RecordedEvent) -> None:
+    """Membership changes move the category's version (its ETag) and nothing visible."""
+    _set_category(conn, event)
+
+
+def _category_removed(conn: Connection, event: RecordedEvent) -> None:
+    conn.execute(delete(menu_categories).where(_category_row(event)))
+    _bump(conn, event)
+
+
+def _set_category(conn: Connection, event: RecordedEvent, **values: Any) -> None:
+    conn.execute(
+        update(menu_categories).where(_category_row(event)).values(**values, **_stamp(event))
+    )
+    _bump(conn, event)
+
+
+def _category_row(event: RecordedEvent) -> Any:
+    return (menu_categories.c.category_id == event.stream_id) & (
+        menu_categories.c.restaurant_id == event.restaurant_id
+    )
+
+
+# -- items ---------------------------------------------------------------------------------
+
+
+def _item_added(conn: Connection, event: RecordedEvent) -> None:
+    added = _decode(event, ev.MenuItemAdded)
+    conn.execute(
+        insert(menu_items).values(
+            menu_item_id=added.menu_item_id,
+            restaurant_id=event.restaurant_id,
+            category_id=added.category_id,
+            name=added.name,
+            search_name=search_key(added.name),
+            description=added.description,
+            price_cents=added.price_cents,
+            is_available=added.is_available,
+            archived=False,
+            **_stamp(event),
+        )
+    )
+    _bump(conn, event)
+
+
+def _item_renamed(conn: Connection, event: RecordedEvent) -> None:
+    name = _decode(event, ev.MenuItemRenamed).name
+    _set_item(conn, event, name=name, search_name=search_key(name))
+
+
+def _item_description_changed(conn: Connection, event: RecordedEvent) -> None:
+    _set_item(conn, event, description=_decode(event, ev.MenuItemDescriptionChanged).description)
+
+
+def _item_price_changed(conn: Connection, event: RecordedEvent) -> None:
+    _set_item(conn, event, price_cents=_decode(event, ev.MenuItemPriceChanged).price_cents)
+
+
+def _item_moved(conn: Connection, event: RecordedEvent) -> None:
+    _set_item(conn, event, category_id=_decode(event, ev.MenuItemMoved).category_id)
+
+
+def _item_availability_changed(conn: Connection, event: RecordedEvent) -> None:
+    available = _decode(event, ev.MenuItemAvailabilityChanged).is_available
+    _set_item(conn, event, is_available=available)
+
+
+def _item_archived(conn: Connection, event: RecordedEvent) -> None:
+    _set_item(conn, event, archived=True)
+
+
+def _set_item(conn: Connection, event: RecordedEvent, **values: Any) -> None:
+    conn.execute(
+        update(menu_items)
+        .where(
+            menu_items.c.menu_item_id == event.stream_id,
+            menu_items.c.restaurant_id == event.restaurant_id,
+        )
+        .values(**values, **_stamp(event))
+    )
+    _bump(conn, event)
+
+
+# -- shared --------------------------------------------------------------------------------
+
+
+def _bump(conn: Connection, event: RecordedEvent) -> None:
+    """One more menu event applied for this restaurant (same transaction as the change)."""
+    which = menu_generations.c.restaurant_id == event.restaurant_id
+    bumped = conn.execute(
+        update(menu_generations).where(which).values(generation=menu_generations.c.generation + 1)
+    ).rowcount
+    if not bumped:
+        # The checkpoint lock serialises a restaurant's events, so no one inserts concurrently.
+        conn.execute(
+            insert(menu_generations).values(restaurant_id=event.restaurant_id, generation=1)
+        )
+
+
+def _stamp(event: RecordedEvent) -> dict[str, Any]:
+    return {"version": event.version, "updated_at": naive_utc(event.recorded_at)}
+
+
+def _decode(event: RecordedEvent, cls: type[E]) -> E:
+    decoded = event.decode(registry)
+    if not isinstance(decoded, cls):  # pragma: no cover - the registry maps type to class
+        raise TypeError(f"{event.type} decoded as {type(decoded).__name__}")
+    return decoded

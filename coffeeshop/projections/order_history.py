@@ -1,0 +1,74 @@
+"""The ``order_history`` read model: every event of every order, with who sent it and when."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, Column, Connection, Index, Integer, String, Table, insert
+
+from coffeeshop.events.clock import naive_utc
+from coffeeshop.events.envelope import RecordedEvent
+from coffeeshop.events.orders import (
+    OrderCancelled,
+    OrderItemAdded,
+    OrderItemRemoved,
+    OrderPaid,
+    OrderPlaced,
+    OrderPreparationStarted,
+    OrderReady,
+    OrderServed,
+)
+from coffeeshop.events.schema import Timestamp, Uuid
+from coffeeshop.projections.base import Projection
+from coffeeshop.projections.schema import metadata
+
+NAME = "order_history"
+ORDER_EVENTS = (
+    OrderPlaced,
+    OrderItemAdded,
+    OrderItemRemoved,
+    OrderPreparationStarted,
+    OrderReady,
+    OrderServed,
+    OrderPaid,
+    OrderCancelled,
+)
+
+order_history = Table(
+    "order_history",
+    metadata,
+    Column("order_id", Uuid, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("restaurant_id", Uuid, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("actor", String(255), nullable=True),
+    Column("request_id", String(255), nullable=True),
+    Column("recorded_at", Timestamp, nullable=False),
+    Index("ix_order_history_restaurant_order", "restaurant_id", "order_id", "version"),
+)
+
+
+def build() -> Projection:
+    handlers = {kind.event_type: _recorded for kind in ORDER_EVENTS}
+    return Projection(name=NAME, tables=(order_history,), handlers=handlers)
+
+
+def _recorded(conn: Connection, event: RecordedEvent) -> None:
+    """The payload as stored (upcast to the current schema), never re-serialised."""
+    conn.execute(
+        insert(order_history).values(
+            order_id=event.stream_id,
+            version=event.version,
+            restaurant_id=event.restaurant_id,
+            seq=event.seq,
+            type=event.type,
+            data=event.data,
+            actor=_text(event.metadata.get("actor")),
+            request_id=_text(event.metadata.get("request_id")),
+            recorded_at=naive_utc(event.recorded_at),
+        )
+    )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
