@@ -71,6 +71,17 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def embedded_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated SQLite file for embedded *apps*. They run the relay and projectors in the
+    background, so they must not share a file with tests that tail the outbox themselves."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('embedded-app') / 'coffeeshop.db'}"
+    engine = make_engine(make_settings(database_url=url, redis_url=None))
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
 @pytest.fixture(params=["mysql", "sqlite"])
 def engine(request: pytest.FixtureRequest) -> Engine:
     """Both storage backends: what must hold in production must hold embedded too."""

@@ -26,9 +26,9 @@ def mysql_client(mysql_engine: Engine) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="session")
-def sqlite_client(sqlite_url: str, sqlite_engine: Engine) -> Iterator[TestClient]:
+def sqlite_client(embedded_url: str) -> Iterator[TestClient]:
     """The embedded default: a SQLite file, no Redis."""
-    app = create_app(make_settings(database_url=sqlite_url, redis_url=None))
+    app = create_app(make_settings(database_url=embedded_url, redis_url=None))
     with TestClient(app) as client:
         yield client
 

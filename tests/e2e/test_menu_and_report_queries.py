@@ -105,8 +105,8 @@ def mysql_site(mysql_engine: Any) -> Iterator[Site]:
 
 
 @pytest.fixture(scope="module")
-def sqlite_site(sqlite_url: str, sqlite_engine: Any) -> Iterator[Site]:
-    yield from _open({"database_url": sqlite_url, "redis_url": None})
+def sqlite_site(embedded_url: str) -> Iterator[Site]:
+    yield from _open({"database_url": embedded_url, "redis_url": None})
 
 
 @pytest.fixture(params=["mysql", "sqlite"])

@@ -53,9 +53,8 @@ def frozen(request: pytest.FixtureRequest) -> Iterator[Tenant]:
         request.getfixturevalue("mysql_engine")
         settings = make_settings()
     else:
-        sqlite_url: str = request.getfixturevalue("sqlite_url")
-        request.getfixturevalue("sqlite_engine")
-        settings = make_settings(database_url=sqlite_url, redis_url=None)
+        embedded_url: str = request.getfixturevalue("embedded_url")
+        settings = make_settings(database_url=embedded_url, redis_url=None)
     instant = datetime.now(UTC).replace(microsecond=123456)
     app = create_app(settings, container=build_container(settings, clock=lambda: instant))
     with TestClient(app) as client:

@@ -195,9 +195,9 @@ def test_a_dotenv_file_is_read_and_the_environment_wins(
     assert settings.cors_origins == ["https://a.example"]
 
 
-def test_cors_allows_only_the_configured_origins(sqlite_url: str, sqlite_engine: Engine) -> None:
+def test_cors_allows_only_the_configured_origins(embedded_url: str) -> None:
     settings = make_settings(
-        database_url=sqlite_url, redis_url=None, cors_origins="https://pos.example.com"
+        database_url=embedded_url, redis_url=None, cors_origins="https://pos.example.com"
     )
     app = create_app(settings)
 

@@ -226,8 +226,8 @@ def cmd_mysql_client(mysql_engine: Engine) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="session")
-def cmd_sqlite_client(sqlite_url: str, sqlite_engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(database_url=sqlite_url, redis_url=None))) as client:
+def cmd_sqlite_client(embedded_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(database_url=embedded_url, redis_url=None))) as client:
         yield client
 
 
