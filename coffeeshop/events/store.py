@@ -53,6 +53,10 @@ class EventStore:
         self.after_commit: list[Callable[[str], None]] = []
         """Called with the restaurant id after each committed append (wakes the relay)."""
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     # -- writing ---------------------------------------------------------------------------
 
     def append(

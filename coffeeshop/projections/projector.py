@@ -83,7 +83,7 @@ class Projector:
                     after_seq=checkpoint,
                     limit=self._batch_size,
                     up_to_seq=up_to,
-                    conn=conn,
+                    conn=self._shared(conn),
                 )
                 if not events:
                     return applied
@@ -118,12 +118,17 @@ class Projector:
                     after_seq=checkpoint,
                     limit=up_to - checkpoint,
                     up_to_seq=up_to,
-                    conn=conn,
+                    conn=self._shared(conn),
                 )
                 delivered = {event.seq: event for event in stored}
             ordered = [delivered[seq] for seq in range(checkpoint + 1, up_to + 1)]
             self._apply(conn, restaurant_id, ordered)
             return len(ordered)
+
+    def _shared(self, conn: Connection) -> Connection | None:
+        """Read the store in our transaction when it lives in the same database (SQLite has
+        a single writer: a second connection would wait on our own lock)."""
+        return conn if self._store.engine is self._engine else None
 
     def _lock(self, conn: Connection, restaurant_id: str) -> int:
         return tracking.lock_checkpoint(conn, self.name, restaurant_id, naive_utc(self._clock()))

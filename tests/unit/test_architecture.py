@@ -59,3 +59,18 @@ def test_no_module_level_engines_or_clients() -> None:
                 if name in factories:
                     offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert offenders == []
+
+
+def test_queries_never_touch_the_event_store_or_the_deciders() -> None:
+    """The read side answers from projections only (CQRS): no store, no aggregates."""
+    forbidden = ("coffeeshop.events.store", "coffeeshop.commands")
+    offenders = []
+    for path in (PACKAGE / "queries").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith(forbidden)]
+    assert offenders == []
