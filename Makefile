@@ -30,8 +30,8 @@ services: ## Start MariaDB and Redis on loopback if they are installed but not r
 	@scripts/ensure-services
 
 lint: install
-	$(UV) run --frozen ruff check coffeeshop tests
-	$(UV) run --frozen ruff format --check coffeeshop tests
+	$(UV) run --frozen ruff check coffeeshop tests bench
+	$(UV) run --frozen ruff format --check coffeeshop tests bench
 
 typecheck: install
 	$(UV) run --frozen mypy
