@@ -51,14 +51,33 @@ class Projector:
         self._batch_size = batch_size
 
     def apply_batch(self, events: Sequence[RecordedEvent]) -> int:
-        """Apply events delivered by the bus; returns how many were applied."""
+        """Apply events delivered by the bus, in one transaction; returns how many applied.
+
+        Checkpoints are locked in restaurant order, so consumers sharing a group never
+        deadlock. A restaurant far behind (lost messages, a flushed Redis) is healed from
+        the store in chunks afterwards instead.
+        """
         by_restaurant: dict[str, list[RecordedEvent]] = defaultdict(list)
         for event in events:
             by_restaurant[event.restaurant_id].append(event)
-        return sum(
-            self._apply_delivered(restaurant_id, batch)
-            for restaurant_id, batch in by_restaurant.items()
-        )
+        far_behind: list[tuple[str, int]] = []
+        applied = 0
+        with self._guard(), self._engine.begin() as conn:
+            for restaurant_id in sorted(by_restaurant):
+                batch = sorted(by_restaurant[restaurant_id], key=lambda event: event.seq)
+                up_to = batch[-1].seq
+                checkpoint = self._lock(conn, restaurant_id)
+                if up_to <= checkpoint:
+                    continue  # duplicates only
+                if up_to - checkpoint > self._batch_size + len(batch):
+                    far_behind.append((restaurant_id, up_to))
+                    continue
+                ordered = self._in_order(conn, restaurant_id, batch, checkpoint, up_to)
+                self._apply(conn, restaurant_id, ordered)
+                applied += len(ordered)
+        for restaurant_id, up_to in far_behind:
+            applied += self.catch_up_restaurant(restaurant_id, up_to)
+        return applied
 
     def catch_up(self) -> int:
         """Apply whatever the store holds beyond this projection's checkpoints."""
@@ -99,31 +118,26 @@ class Projector:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _apply_delivered(self, restaurant_id: str, batch: list[RecordedEvent]) -> int:
-        batch.sort(key=lambda event: event.seq)
-        up_to = batch[-1].seq
-        with self._engine.connect() as conn:
-            behind = up_to - tracking.checkpoint_of(conn, self.name, restaurant_id)
-        if behind > self._batch_size + len(batch):
-            # Far behind (lost messages, a flushed Redis): heal from the store in chunks.
-            return self.catch_up_restaurant(restaurant_id, up_to)
-        with self._guard(), self._engine.begin() as conn:
-            checkpoint = self._lock(conn, restaurant_id)
-            if up_to <= checkpoint:
-                return 0  # duplicates only
-            delivered = {event.seq: event for event in batch if event.seq > checkpoint}
-            if len(delivered) < up_to - checkpoint:  # a hole: fetch the missing seqs
-                stored = self._store.read_restaurant(
-                    restaurant_id,
-                    after_seq=checkpoint,
-                    limit=up_to - checkpoint,
-                    up_to_seq=up_to,
-                    conn=self._shared(conn),
-                )
-                delivered = {event.seq: event for event in stored}
-            ordered = [delivered[seq] for seq in range(checkpoint + 1, up_to + 1)]
-            self._apply(conn, restaurant_id, ordered)
-            return len(ordered)
+    def _in_order(
+        self,
+        conn: Connection,
+        restaurant_id: str,
+        batch: list[RecordedEvent],
+        checkpoint: int,
+        up_to: int,
+    ) -> list[RecordedEvent]:
+        """checkpoint+1 .. up_to in seq order, fetching from the store what was not delivered."""
+        delivered = {event.seq: event for event in batch if event.seq > checkpoint}
+        if len(delivered) < up_to - checkpoint:  # a hole: lost or reordered messages
+            stored = self._store.read_restaurant(
+                restaurant_id,
+                after_seq=checkpoint,
+                limit=up_to - checkpoint,
+                up_to_seq=up_to,
+                conn=self._shared(conn),
+            )
+            delivered = {event.seq: event for event in stored}
+        return [delivered[seq] for seq in range(checkpoint + 1, up_to + 1)]
 
     def _shared(self, conn: Connection) -> Connection | None:
         """Read the store in our transaction when it lives in the same database (SQLite has
