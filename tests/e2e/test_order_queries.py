@@ -1,7 +1,7 @@
 """Order queries over HTTP: GET /orders, /orders/{id} and /orders/{id}/history.
 
 Given orders placed and moved through the command endpoints, and the projections caught up
-from the store (the live bus is not in this tree yet), then the read side answers with the
+from the store (deterministic: no background projectors), then the read side answers with the
 documented shapes, filters, pages, ETags, 404s and read-your-writes behaviour.
 """
 
@@ -69,7 +69,7 @@ STEPS = {
 
 
 def project(client: TestClient) -> None:
-    """What the projector process will do: catch both order read models up with the store."""
+    """What the projector process does: catch both order read models up with the store."""
     container: Container = client.app.state.container  # type: ignore[attr-defined]
     for module in (orders, order_history):
         Projector(module.build(), container.engine, container.store).catch_up()
