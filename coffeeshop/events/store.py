@@ -7,6 +7,7 @@ order and has no holes. ``UNIQUE(stream_id, version)`` is the backstop for the v
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from coffeeshop.events.registry import DomainEvent, EventRegistry
 from coffeeshop.events.schema import events, idempotency_keys, outbox, restaurant_sequences
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
+log = logging.getLogger("coffeeshop.store")
 
 
 class IdempotencyClaim:
@@ -97,7 +99,10 @@ class EventStore:
         result = self._commit(restaurant_id, writes, metadata, idempotency)
         if not result.replayed:
             for hook in self.after_commit:
-                hook(restaurant_id)
+                try:
+                    hook(restaurant_id)
+                except Exception:  # the append is committed: a doorbell must not fail it
+                    log.warning("after-commit hook failed", exc_info=True)
         return result
 
     def _commit(

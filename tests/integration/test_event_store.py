@@ -536,3 +536,21 @@ def test_purge_deletes_only_keys_older_than_a_day(engine: Engine, restaurant: st
     assert key_row(engine, restaurant, "new") is not None
     assert store.idempotent_response(restaurant, "a-minute-short", "hash-a") is not None
     assert store.head(restaurant) == 4  # purging keys never touches events
+
+
+def test_a_failing_after_commit_hook_does_not_fail_the_append(engine: Engine) -> None:
+    store = Store(engine, registry)
+    seen: list[str] = []
+
+    def broken(_restaurant_id: str) -> None:
+        raise RuntimeError("event loop closed")
+
+    store.after_commit.extend([broken, seen.append])
+    restaurant = str(uuid.uuid4())
+    result = store.append(
+        StreamRef(restaurant, "category", str(uuid.uuid4())),
+        0,
+        [ItemAdded(name="latte", quantity=1)],
+    )
+    assert result.position == 1
+    assert seen == [restaurant]
