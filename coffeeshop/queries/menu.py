@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, Row, Select, and_, func, or_, select
+from sqlalchemy import Connection, Engine, Row, Select, and_, false, func, or_, select
 
 from coffeeshop.projections.menu import menu_categories, menu_generations, menu_items, search_key
 from coffeeshop.queries.cache import Cache
@@ -107,7 +107,7 @@ def _read_menu(conn: Connection, restaurant_id: str) -> list[MenuCategory]:
     item_join = and_(
         i.category_id == c.category_id,
         i.restaurant_id == c.restaurant_id,
-        i.archived.is_(False),
+        i.archived == false(),
     )
     query = (
         select(
@@ -180,12 +180,24 @@ def list_items(
     engine: Engine, restaurant_id: str, filters: ItemFilters, page: PageRequest
 ) -> Page[MenuItemView]:
     """Active (not archived) items by name (then id); keyset cursor on both."""
+    ordered, query = items_query(restaurant_id, filters, page)
+    rows, total = _fetch(engine, ordered, query)
+    return build_page(
+        [_item_view(row) for row in rows], page, total, key_of=lambda view: [view.name, view.id]
+    )
+
+
+def items_query(
+    restaurant_id: str, filters: ItemFilters, page: PageRequest
+) -> tuple[Select[Any], Select[Any]]:
+    """The page statement and the unpaged one (for the total). Equality on the booleans, not
+    IS TRUE/FALSE, so MariaDB can use the (restaurant_id, archived, name) index."""
     i = menu_items.c
-    query = select(menu_items).where(i.restaurant_id == restaurant_id, i.archived.is_(False))
+    query = select(menu_items).where(i.restaurant_id == restaurant_id, i.archived == false())
     if filters.category_id is not None:
         query = query.where(i.category_id == filters.category_id)
     if filters.is_available is not None:
-        query = query.where(i.is_available.is_(filters.is_available))
+        query = query.where(i.is_available == filters.is_available)
     if filters.q:
         query = query.where(i.search_name.contains(search_key(filters.q), autoescape=True))
     ordered = query.order_by(i.name, i.menu_item_id).limit(page.limit + 1)
@@ -194,17 +206,14 @@ def list_items(
         ordered = ordered.where(or_(i.name > name, and_(i.name == name, i.menu_item_id > last_id)))
     else:
         ordered = ordered.offset(page.skip)
-    rows, total = _fetch(engine, ordered, query)
-    return build_page(
-        [_item_view(row) for row in rows], page, total, key_of=lambda view: [view.name, view.id]
-    )
+    return ordered, query
 
 
 def get_item(engine: Engine, restaurant_id: str, item_id: str) -> MenuItemView | None:
     """One active item of the restaurant; archived, unknown and other tenants' are None."""
     i = menu_items.c
     query = select(menu_items).where(
-        i.menu_item_id == item_id, i.restaurant_id == restaurant_id, i.archived.is_(False)
+        i.menu_item_id == item_id, i.restaurant_id == restaurant_id, i.archived == false()
     )
     with engine.connect() as conn:
         row = conn.execute(query).first()
