@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import Connection, Table
 
 from coffeeshop.events.envelope import RecordedEvent
+from coffeeshop.events.registry import DomainEvent, registry
 
 Handler = Callable[[Connection, RecordedEvent], None]
+E = TypeVar("E", bound=DomainEvent)
+
+
+def decode(event: RecordedEvent, kind: type[E]) -> E:
+    """The event's payload as its (upcast) class; a handler registered for the wrong
+    type fails loudly instead of reading the wrong fields."""
+    decoded = event.decode(registry)
+    if not isinstance(decoded, kind):
+        raise TypeError(f"{event.type} decoded as {type(decoded).__name__}, not {kind.__name__}")
+    return decoded
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
@@ -46,13 +46,11 @@ from sqlalchemy import (
 
 from coffeeshop.events import orders as ev
 from coffeeshop.events.envelope import RecordedEvent
-from coffeeshop.events.registry import DomainEvent, registry
 from coffeeshop.events.schema import Uuid
-from coffeeshop.projections.base import Handler, Projection
+from coffeeshop.projections.base import Handler, Projection, decode
 from coffeeshop.projections.schema import metadata
 
 NAME = "daily_sales"
-E = TypeVar("E", bound=DomainEvent)
 TimezoneOf = Callable[[str], str]
 log = logging.getLogger("coffeeshop.projections.daily_sales")
 
@@ -143,7 +141,7 @@ class _Handlers:
         return aware.astimezone(zone)
 
     def placed(self, conn: Connection, event: RecordedEvent) -> None:
-        placed = _decode(event, ev.OrderPlaced)
+        placed = decode(event, ev.OrderPlaced)
         when = self.local(event.restaurant_id, placed.placed_at)
         conn.execute(
             insert(sales_open_orders).values(
@@ -159,13 +157,13 @@ class _Handlers:
         _add(conn, daily_sales_hours, _hour_key(event.restaurant_id, when), orders=1)
 
     def item_added(self, conn: Connection, event: RecordedEvent) -> None:
-        line = _decode(event, ev.OrderItemAdded).line
+        line = decode(event, ev.OrderItemAdded).line
         conn.execute(
             insert(sales_open_lines).values(_line_row(event.restaurant_id, event.stream_id, line))
         )
 
     def item_removed(self, conn: Connection, event: RecordedEvent) -> None:
-        line_id = _decode(event, ev.OrderItemRemoved).line_id
+        line_id = decode(event, ev.OrderItemRemoved).line_id
         conn.execute(
             delete(sales_open_lines).where(
                 sales_open_lines.c.order_id == event.stream_id,
@@ -174,7 +172,7 @@ class _Handlers:
         )
 
     def paid(self, conn: Connection, event: RecordedEvent) -> None:
-        paid = _decode(event, ev.OrderPaid)
+        paid = decode(event, ev.OrderPaid)
         when = self.local(event.restaurant_id, paid.at)
         day = when.date()
         _add(
@@ -282,10 +280,3 @@ def _add(
         return
     row = {**key, **_ZEROS[table], **deltas, **(set_values or {})}
     conn.execute(insert(table).values(row))
-
-
-def _decode(event: RecordedEvent, cls: type[E]) -> E:
-    decoded = event.decode(registry)
-    if not isinstance(decoded, cls):  # pragma: no cover - the registry maps type to class
-        raise TypeError(f"{event.type} decoded as {type(decoded).__name__}")
-    return decoded

@@ -13,7 +13,7 @@ reproduces it). Cached menus are keyed by it: nothing ever has to be invalidated
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -33,13 +33,11 @@ from sqlalchemy import (
 from coffeeshop.events import menu as ev
 from coffeeshop.events.clock import naive_utc
 from coffeeshop.events.envelope import RecordedEvent
-from coffeeshop.events.registry import DomainEvent, registry
 from coffeeshop.events.schema import Timestamp, Uuid
-from coffeeshop.projections.base import Handler, Projection
+from coffeeshop.projections.base import Handler, Projection, decode
 from coffeeshop.projections.schema import metadata
 
 NAME = "menu"
-E = TypeVar("E", bound=DomainEvent)
 
 menu_categories = Table(
     "menu_categories",
@@ -113,7 +111,7 @@ def search_key(text: str) -> str:
 
 
 def _category_created(conn: Connection, event: RecordedEvent) -> None:
-    created = _decode(event, ev.CategoryCreated)
+    created = decode(event, ev.CategoryCreated)
     conn.execute(
         insert(menu_categories).values(
             category_id=created.category_id,
@@ -127,11 +125,11 @@ def _category_created(conn: Connection, event: RecordedEvent) -> None:
 
 
 def _category_renamed(conn: Connection, event: RecordedEvent) -> None:
-    _set_category(conn, event, name=_decode(event, ev.CategoryRenamed).name)
+    _set_category(conn, event, name=decode(event, ev.CategoryRenamed).name)
 
 
 def _category_reordered(conn: Connection, event: RecordedEvent) -> None:
-    _set_category(conn, event, sort_order=_decode(event, ev.CategoryReordered).sort_order)
+    _set_category(conn, event, sort_order=decode(event, ev.CategoryReordered).sort_order)
 
 
 def _category_touched(conn: Connection, event: RecordedEvent) -> None:
@@ -161,7 +159,7 @@ def _category_row(event: RecordedEvent) -> Any:
 
 
 def _item_added(conn: Connection, event: RecordedEvent) -> None:
-    added = _decode(event, ev.MenuItemAdded)
+    added = decode(event, ev.MenuItemAdded)
     conn.execute(
         insert(menu_items).values(
             menu_item_id=added.menu_item_id,
@@ -180,24 +178,24 @@ def _item_added(conn: Connection, event: RecordedEvent) -> None:
 
 
 def _item_renamed(conn: Connection, event: RecordedEvent) -> None:
-    name = _decode(event, ev.MenuItemRenamed).name
+    name = decode(event, ev.MenuItemRenamed).name
     _set_item(conn, event, name=name, search_name=search_key(name))
 
 
 def _item_description_changed(conn: Connection, event: RecordedEvent) -> None:
-    _set_item(conn, event, description=_decode(event, ev.MenuItemDescriptionChanged).description)
+    _set_item(conn, event, description=decode(event, ev.MenuItemDescriptionChanged).description)
 
 
 def _item_price_changed(conn: Connection, event: RecordedEvent) -> None:
-    _set_item(conn, event, price_cents=_decode(event, ev.MenuItemPriceChanged).price_cents)
+    _set_item(conn, event, price_cents=decode(event, ev.MenuItemPriceChanged).price_cents)
 
 
 def _item_moved(conn: Connection, event: RecordedEvent) -> None:
-    _set_item(conn, event, category_id=_decode(event, ev.MenuItemMoved).category_id)
+    _set_item(conn, event, category_id=decode(event, ev.MenuItemMoved).category_id)
 
 
 def _item_availability_changed(conn: Connection, event: RecordedEvent) -> None:
-    available = _decode(event, ev.MenuItemAvailabilityChanged).is_available
+    available = decode(event, ev.MenuItemAvailabilityChanged).is_available
     _set_item(conn, event, is_available=available)
 
 
@@ -235,10 +233,3 @@ def _bump(conn: Connection, event: RecordedEvent) -> None:
 
 def _stamp(event: RecordedEvent) -> dict[str, Any]:
     return {"version": event.version, "updated_at": naive_utc(event.recorded_at)}
-
-
-def _decode(event: RecordedEvent, cls: type[E]) -> E:
-    decoded = event.decode(registry)
-    if not isinstance(decoded, cls):  # pragma: no cover - the registry maps type to class
-        raise TypeError(f"{event.type} decoded as {type(decoded).__name__}")
-    return decoded

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -39,9 +39,8 @@ from coffeeshop.events.orders import (
     OrderReady,
     OrderServed,
 )
-from coffeeshop.events.registry import DomainEvent, registry
 from coffeeshop.events.schema import Timestamp, Uuid
-from coffeeshop.projections.base import Handler, Projection
+from coffeeshop.projections.base import Handler, Projection, decode
 from coffeeshop.projections.schema import metadata
 
 NAME = "orders"
@@ -53,7 +52,6 @@ PENDING, PREPARING, READY, SERVED, PAID, CANCELLED = (
     "paid",
     "cancelled",
 )
-E = TypeVar("E", bound=DomainEvent)
 
 orders = Table(
     "orders",
@@ -117,7 +115,7 @@ def build() -> Projection:
 
 
 def _placed(conn: Connection, event: RecordedEvent) -> None:
-    placed = _decode(event, OrderPlaced)
+    placed = decode(event, OrderPlaced)
     lines = [_line_json(line) for line in placed.lines]
     at = naive_utc(placed.placed_at)
     conn.execute(
@@ -142,14 +140,14 @@ def _placed(conn: Connection, event: RecordedEvent) -> None:
 
 
 def _item_added(conn: Connection, event: RecordedEvent) -> None:
-    added = _decode(event, OrderItemAdded)
+    added = decode(event, OrderItemAdded)
     row = _current(conn, event)
     lines = [*row.lines, _line_json(added.line)]
     _update(conn, event, row, lines=lines, total_cents=_total(lines))
 
 
 def _item_removed(conn: Connection, event: RecordedEvent) -> None:
-    removed = _decode(event, OrderItemRemoved)
+    removed = decode(event, OrderItemRemoved)
     row = _current(conn, event)
     lines = [line for line in row.lines if line["line_id"] != removed.line_id]
     _update(conn, event, row, lines=lines, total_cents=_total(lines))
@@ -159,14 +157,14 @@ def _moved(
     kind: type[OrderPreparationStarted | OrderReady | OrderServed], status: str, column: str
 ) -> Handler:
     def handle(conn: Connection, event: RecordedEvent) -> None:
-        at = naive_utc(_decode(event, kind).at)
+        at = naive_utc(decode(event, kind).at)
         _update(conn, event, _current(conn, event), at=at, status=status, **{column: at})
 
     return handle
 
 
 def _paid(conn: Connection, event: RecordedEvent) -> None:
-    paid = _decode(event, OrderPaid)
+    paid = decode(event, OrderPaid)
     at = naive_utc(paid.at)
     _update(
         conn,
@@ -182,7 +180,7 @@ def _paid(conn: Connection, event: RecordedEvent) -> None:
 
 
 def _cancelled(conn: Connection, event: RecordedEvent) -> None:
-    cancelled = _decode(event, OrderCancelled)
+    cancelled = decode(event, OrderCancelled)
     at = naive_utc(cancelled.at)
     _update(
         conn,
@@ -272,10 +270,3 @@ def _line_json(line: OrderLine) -> dict[str, Any]:
 
 def _total(lines: list[dict[str, Any]]) -> int:
     return sum(int(line["line_total_cents"]) for line in lines)
-
-
-def _decode(event: RecordedEvent, kind: type[E]) -> E:
-    decoded = event.decode(registry)
-    if not isinstance(decoded, kind):
-        raise TypeError(f"{event.type} decoded as {type(decoded).__name__}, not {kind.__name__}")
-    return decoded
