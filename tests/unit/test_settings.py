@@ -58,3 +58,14 @@ def test_production_refuses_weak_secret(secret: str) -> None:
 def test_production_accepts_strong_secret() -> None:
     settings = Settings(_env_file=None, environment="production", secret_key="x" * 20 + "Q7" * 10)  # type: ignore[call-arg, arg-type]
     assert settings.environment == "production"
+
+
+def test_env_example_is_a_valid_development_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text(ENV_EXAMPLE.read_text())
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.embedded
+    assert settings.cors_origins == []
+    assert settings.sentry_dsn is None
