@@ -24,7 +24,6 @@ from coffeeshop.commands.errors import (
 )
 from coffeeshop.events.errors import (
     ConcurrencyError,
-    IdempotencyKeyInFlight,
     IdempotencyKeyReused,
 )
 
@@ -117,8 +116,6 @@ def _domain_to_app(exc: Exception) -> AppError:
             return Conflict(str(exc), headers={"Retry-After": "1"})
         case IdempotencyKeyReused():
             return Unprocessable(str(exc))
-        case IdempotencyKeyInFlight():
-            return Conflict(str(exc), headers={"Retry-After": "1"})
         case _:
             return Unprocessable(str(exc))
 
@@ -187,7 +184,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(OperationalError, database_unavailable)
-    for error_type in (DomainError, ConcurrencyError, IdempotencyKeyReused, IdempotencyKeyInFlight):
+    for error_type in (DomainError, ConcurrencyError, IdempotencyKeyReused):
         app.add_exception_handler(error_type, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -25,13 +25,5 @@ class IdempotencyKeyReused(EventStoreError):
         self.key = key
 
 
-class IdempotencyKeyInFlight(EventStoreError):
-    """Another request holding the same idempotency key has not finished yet."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"a request with idempotency key {key!r} is still being processed")
-        self.key = key
-
-
 class UnknownEventType(EventStoreError):
     """A stored event names a type no registered class handles."""

@@ -109,13 +109,6 @@ class Projector:
                 self._apply(conn, restaurant_id, events)
                 applied += len(events)
 
-    def lag(self) -> dict[str, int]:
-        """Events each restaurant's head is ahead of this projection."""
-        heads = self._store.heads()
-        with self._engine.connect() as conn:
-            positions = tracking.all_checkpoints(conn, self.name)
-        return {rid: head - positions.get(rid, 0) for rid, head in heads.items()}
-
     # -- internals -------------------------------------------------------------------------
 
     def _in_order(

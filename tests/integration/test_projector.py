@@ -39,7 +39,8 @@ def test_catch_up_applies_every_event_once_in_seq_order(engine: Engine, store: E
     assert projector.catch_up_restaurant(restaurant, store.head(restaurant)) == 4
     assert projector.catch_up_restaurant(restaurant, store.head(restaurant)) == 0
     assert applied_seqs(engine, projector.name, restaurant) == [1, 2, 3, 4]
-    assert projector.lag()[restaurant] == 0
+    with engine.connect() as conn:
+        assert tracking.checkpoint_of(conn, projector.name, restaurant) == store.head(restaurant)
 
 
 def test_duplicated_reordered_and_lost_deliveries_converge(
