@@ -1,22 +1,27 @@
 """What a projection is: named handlers, one per event type, over its own read tables.
 
-Handlers run inside the projector's transaction, together with the checkpoint update, so
-an event is applied exactly once in effect. They must be deterministic functions of the
-event and the current rows (no clock, no randomness): replay must equal live.
+Handlers change rows only through :class:`~coffeeshop.projections.rows.Rows`, inside the
+projector's transaction and together with the checkpoint update, so an event is applied
+exactly once in effect. They must be deterministic functions of the event and the current
+rows (no clock, no randomness): replay must equal live. Because they never name a database
+table themselves, the same handlers fill live, shadow (rebuild) and scratch (verify) tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Table
 
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.registry import DomainEvent, registry
+from coffeeshop.projections.rows import Rows
+from coffeeshop.projections.tracking import checkpoint_table
 
-Handler = Callable[[Connection, RecordedEvent], None]
+Handler = Callable[[Rows, RecordedEvent], None]
+Prefetch = Callable[[Rows, Sequence[RecordedEvent]], None]
 E = TypeVar("E", bound=DomainEvent)
 
 
@@ -29,16 +34,36 @@ def decode(event: RecordedEvent, kind: type[E]) -> E:
     return decoded
 
 
+def _no_prefetch(_rows: Rows, _events: Sequence[RecordedEvent]) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Projection:
+    """A read model. ``tables`` are its read tables; every one has a ``restaurant_id`` column,
+    which is what lets a single tenant be rebuilt or compared on its own. ``prefetch`` may
+    load, in a few queries, the rows a batch of events is about to touch. ``checkpoint``
+    defaults to the ``<name>_checkpoints`` table of the application's schema."""
+
     name: str
     tables: tuple[Table, ...]
     handlers: Mapping[str, Handler] = field(default_factory=dict)
+    prefetch: Prefetch = _no_prefetch
+    checkpoint: Table | None = None
 
-    def apply(self, conn: Connection, event: RecordedEvent) -> None:
+    @property
+    def checkpoints(self) -> Table:
+        return self.checkpoint if self.checkpoint is not None else checkpoint_table(self.name)
+
+    @property
+    def all_tables(self) -> tuple[Table, ...]:
+        """Read tables and checkpoints: what a rebuild copies and swaps as one."""
+        return (*self.tables, self.checkpoints)
+
+    def apply(self, rows: Rows, event: RecordedEvent) -> None:
         handler = self.handlers.get(event.type)
         if handler is not None:
-            handler(conn, event)
+            handler(rows, event)
 
     def handles(self, event_type: str) -> bool:
         return event_type in self.handlers

@@ -13,7 +13,7 @@ Attribution:
   midnight and paid after it counts as placed on one day and paid on the next.
 
 Payment needs the order's lines, so the projection keeps its own copy of every open order
-(``sales_open_orders`` / ``sales_open_lines``, from OrderPlaced, OrderItemAdded and
+(``sales_open_orders``, with its lines, from OrderPlaced, OrderItemAdded and
 OrderItemRemoved) and drops it when the order is paid or cancelled. It never reads another
 projection's tables. Handlers use only event fields, so a replay reproduces every row.
 """
@@ -28,29 +28,27 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
-    Connection,
     Date,
     Index,
     Integer,
     SmallInteger,
     String,
     Table,
-    and_,
-    delete,
-    insert,
-    select,
-    update,
 )
 
 from coffeeshop.events import orders as ev
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.schema import Uuid
 from coffeeshop.projections.base import Handler, Projection, decode
+from coffeeshop.projections.rows import MissingRow, Rows
 from coffeeshop.projections.schema import metadata
+from coffeeshop.projections.tracking import checkpoint_table
 
 NAME = "daily_sales"
+CHECKPOINTS = checkpoint_table(NAME)
 TimezoneOf = Callable[[str], str]
 log = logging.getLogger("coffeeshop.projections.daily_sales")
 
@@ -87,30 +85,18 @@ daily_sales_hours = Table(
     Column("revenue_cents", BigInteger, nullable=False),
 )
 
-# Private working state: orders placed and neither paid nor cancelled yet.
+# Private working state: orders placed and neither paid nor cancelled yet, with their lines.
 sales_open_orders = Table(
     "sales_open_orders",
     metadata,
     Column("order_id", Uuid, primary_key=True),
     Column("restaurant_id", Uuid, nullable=False),
     Column("placed_day", Date, nullable=False),
+    Column("lines", JSON, nullable=False),
     Index("ix_sales_open_orders_restaurant", "restaurant_id"),
 )
 
-sales_open_lines = Table(
-    "sales_open_lines",
-    metadata,
-    Column("order_id", Uuid, primary_key=True),
-    Column("line_id", Uuid, primary_key=True),
-    Column("restaurant_id", Uuid, nullable=False),
-    Column("menu_item_id", Uuid, nullable=False),
-    Column("name", String(100), nullable=False),
-    Column("unit_price_cents", Integer, nullable=False),
-    Column("quantity", Integer, nullable=False),
-    Index("ix_sales_open_lines_restaurant", "restaurant_id"),
-)
-
-TABLES = (daily_sales, daily_sales_items, daily_sales_hours, sales_open_orders, sales_open_lines)
+TABLES = (daily_sales, daily_sales_items, daily_sales_hours, sales_open_orders)
 
 
 def build(timezone_of: TimezoneOf) -> Projection:
@@ -140,43 +126,42 @@ class _Handlers:
         aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
         return aware.astimezone(zone)
 
-    def placed(self, conn: Connection, event: RecordedEvent) -> None:
+    def placed(self, rows: Rows, event: RecordedEvent) -> None:
         placed = decode(event, ev.OrderPlaced)
         when = self.local(event.restaurant_id, placed.placed_at)
-        conn.execute(
-            insert(sales_open_orders).values(
-                order_id=placed.order_id, restaurant_id=event.restaurant_id, placed_day=when.date()
-            )
+        rows.insert(
+            sales_open_orders,
+            {
+                "order_id": placed.order_id,
+                "restaurant_id": event.restaurant_id,
+                "placed_day": when.date(),
+                "lines": [_line_json(line) for line in placed.lines],
+            },
         )
-        if placed.lines:
-            conn.execute(
-                insert(sales_open_lines),
-                [_line_row(event.restaurant_id, placed.order_id, line) for line in placed.lines],
-            )
-        _add(conn, daily_sales, _day_key(event.restaurant_id, when.date()), orders=1)
-        _add(conn, daily_sales_hours, _hour_key(event.restaurant_id, when), orders=1)
+        _add(rows, daily_sales, _day_key(event.restaurant_id, when.date()), orders=1)
+        _add(rows, daily_sales_hours, _hour_key(event.restaurant_id, when), orders=1)
 
-    def item_added(self, conn: Connection, event: RecordedEvent) -> None:
+    def item_added(self, rows: Rows, event: RecordedEvent) -> None:
         line = decode(event, ev.OrderItemAdded).line
-        conn.execute(
-            insert(sales_open_lines).values(_line_row(event.restaurant_id, event.stream_id, line))
+        open_order = _open(rows, event)
+        rows.update(
+            sales_open_orders,
+            {"order_id": event.stream_id},
+            lines=[*open_order["lines"], _line_json(line)],
         )
 
-    def item_removed(self, conn: Connection, event: RecordedEvent) -> None:
+    def item_removed(self, rows: Rows, event: RecordedEvent) -> None:
         line_id = decode(event, ev.OrderItemRemoved).line_id
-        conn.execute(
-            delete(sales_open_lines).where(
-                sales_open_lines.c.order_id == event.stream_id,
-                sales_open_lines.c.line_id == line_id,
-            )
-        )
+        open_order = _open(rows, event)
+        lines = [line for line in open_order["lines"] if line["line_id"] != line_id]
+        rows.update(sales_open_orders, {"order_id": event.stream_id}, lines=lines)
 
-    def paid(self, conn: Connection, event: RecordedEvent) -> None:
+    def paid(self, rows: Rows, event: RecordedEvent) -> None:
         paid = decode(event, ev.OrderPaid)
         when = self.local(event.restaurant_id, paid.at)
         day = when.date()
         _add(
-            conn,
+            rows,
             daily_sales,
             _day_key(event.restaurant_id, day),
             paid_orders=1,
@@ -184,55 +169,49 @@ class _Handlers:
             tips_cents=paid.tip_cents,
         )
         _add(
-            conn,
+            rows,
             daily_sales_hours,
             _hour_key(event.restaurant_id, when),
             revenue_cents=paid.amount_cents,
         )
-        lines = conn.execute(
-            select(sales_open_lines)
-            .where(sales_open_lines.c.order_id == event.stream_id)
-            .order_by(sales_open_lines.c.line_id)
-        ).all()
+        lines = sorted(_open(rows, event)["lines"], key=lambda line: str(line["line_id"]))
         quantity: dict[str, int] = defaultdict(int)
         revenue: dict[str, int] = defaultdict(int)
         names: dict[str, str] = {}
         for line in lines:
-            quantity[line.menu_item_id] += line.quantity
-            revenue[line.menu_item_id] += line.quantity * line.unit_price_cents
-            names[line.menu_item_id] = line.name
+            quantity[line["menu_item_id"]] += line["quantity"]
+            revenue[line["menu_item_id"]] += line["quantity"] * line["unit_price_cents"]
+            names[line["menu_item_id"]] = line["name"]
         for menu_item_id in sorted(quantity):
             _add(
-                conn,
+                rows,
                 daily_sales_items,
                 {"restaurant_id": event.restaurant_id, "day": day, "menu_item_id": menu_item_id},
                 quantity=quantity[menu_item_id],
                 revenue_cents=revenue[menu_item_id],
                 set_values={"name": names[menu_item_id]},
             )
-        _close(conn, event.stream_id)
+        rows.delete(sales_open_orders, order_id=event.stream_id)
 
-    def cancelled(self, conn: Connection, event: RecordedEvent) -> None:
-        placed_day = conn.execute(
-            select(sales_open_orders.c.placed_day).where(
-                sales_open_orders.c.order_id == event.stream_id
-            )
-        ).scalar()
-        if placed_day is not None:
-            _add(conn, daily_sales, _day_key(event.restaurant_id, placed_day), cancelled_orders=1)
-        _close(conn, event.stream_id)
+    def cancelled(self, rows: Rows, event: RecordedEvent) -> None:
+        open_order = rows.get(sales_open_orders, order_id=event.stream_id)
+        if open_order is not None:
+            day = open_order["placed_day"]
+            _add(rows, daily_sales, _day_key(event.restaurant_id, day), cancelled_orders=1)
+            rows.delete(sales_open_orders, order_id=event.stream_id)
 
 
-def _close(conn: Connection, order_id: str) -> None:
-    conn.execute(delete(sales_open_lines).where(sales_open_lines.c.order_id == order_id))
-    conn.execute(delete(sales_open_orders).where(sales_open_orders.c.order_id == order_id))
+def _open(rows: Rows, event: RecordedEvent) -> Any:
+    """The order's open copy; every order event after OrderPlaced finds one until it closes."""
+    row = rows.get(sales_open_orders, order_id=event.stream_id)
+    if row is None or row["restaurant_id"] != event.restaurant_id:
+        raise MissingRow(f"no open order {event.stream_id}; cannot apply {event.type}")
+    return row
 
 
-def _line_row(restaurant_id: str, order_id: str, line: ev.OrderLine) -> dict[str, Any]:
+def _line_json(line: ev.OrderLine) -> dict[str, Any]:
     return {
-        "order_id": order_id,
         "line_id": line.line_id,
-        "restaurant_id": restaurant_id,
         "menu_item_id": line.menu_item_id,
         "name": line.name,
         "unit_price_cents": line.unit_price_cents,
@@ -262,21 +241,11 @@ _ZEROS: dict[Table, dict[str, int]] = {
 
 
 def _add(
-    conn: Connection,
+    rows: Rows,
     table: Table,
     key: dict[str, Any],
     set_values: dict[str, Any] | None = None,
     **deltas: int,
 ) -> None:
-    """Add ``deltas`` to the counters of the row at ``key``, creating it (zeros) if missing.
-
-    The projector holds the restaurant's checkpoint lock, so nobody inserts the same key
-    concurrently. MySQL's rowcount is rows matched (SQLAlchemy sets CLIENT_FOUND_ROWS).
-    """
-    where = and_(*(table.c[column] == value for column, value in key.items()))
-    changes: dict[str, Any] = {column: table.c[column] + delta for column, delta in deltas.items()}
-    changes.update(set_values or {})
-    if conn.execute(update(table).where(where).values(changes)).rowcount:
-        return
-    row = {**key, **_ZEROS[table], **deltas, **(set_values or {})}
-    conn.execute(insert(table).values(row))
+    """Add ``deltas`` to the counters of the row at ``key``, creating it (zeros) if missing."""
+    rows.add(table, key, zeros=_ZEROS[table], deltas=deltas, values=set_values)

@@ -15,29 +15,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
-    Connection,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    delete,
-    insert,
-    update,
-)
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
 
 from coffeeshop.events import menu as ev
 from coffeeshop.events.clock import naive_utc
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.schema import Timestamp, Uuid
 from coffeeshop.projections.base import Handler, Projection, decode
+from coffeeshop.projections.rows import MissingRow, Rows
 from coffeeshop.projections.schema import metadata
+from coffeeshop.projections.tracking import checkpoint_table
 
 NAME = "menu"
+CHECKPOINTS = checkpoint_table(NAME)
 
 menu_categories = Table(
     "menu_categories",
@@ -110,125 +100,119 @@ def search_key(text: str) -> str:
 # -- categories ----------------------------------------------------------------------------
 
 
-def _category_created(conn: Connection, event: RecordedEvent) -> None:
+def _category_created(rows: Rows, event: RecordedEvent) -> None:
     created = decode(event, ev.CategoryCreated)
-    conn.execute(
-        insert(menu_categories).values(
-            category_id=created.category_id,
-            restaurant_id=event.restaurant_id,
-            name=created.name,
-            sort_order=created.sort_order,
+    rows.insert(
+        menu_categories,
+        {
+            "category_id": created.category_id,
+            "restaurant_id": event.restaurant_id,
+            "name": created.name,
+            "sort_order": created.sort_order,
             **_stamp(event),
-        )
+        },
     )
-    _bump(conn, event)
+    _bump(rows, event)
 
 
-def _category_renamed(conn: Connection, event: RecordedEvent) -> None:
-    _set_category(conn, event, name=decode(event, ev.CategoryRenamed).name)
+def _category_renamed(rows: Rows, event: RecordedEvent) -> None:
+    _set(rows, menu_categories, event, name=decode(event, ev.CategoryRenamed).name)
 
 
-def _category_reordered(conn: Connection, event: RecordedEvent) -> None:
-    _set_category(conn, event, sort_order=decode(event, ev.CategoryReordered).sort_order)
+def _category_reordered(rows: Rows, event: RecordedEvent) -> None:
+    _set(rows, menu_categories, event, sort_order=decode(event, ev.CategoryReordered).sort_order)
 
 
-def _category_touched(conn: Connection, event: RecordedEvent) -> None:
+def _category_touched(rows: Rows, event: RecordedEvent) -> None:
     """Membership changes move the category's version (its ETag) and nothing visible."""
-    _set_category(conn, event)
+    _set(rows, menu_categories, event)
 
 
-def _category_removed(conn: Connection, event: RecordedEvent) -> None:
-    conn.execute(delete(menu_categories).where(_category_row(event)))
-    _bump(conn, event)
-
-
-def _set_category(conn: Connection, event: RecordedEvent, **values: Any) -> None:
-    conn.execute(
-        update(menu_categories).where(_category_row(event)).values(**values, **_stamp(event))
-    )
-    _bump(conn, event)
-
-
-def _category_row(event: RecordedEvent) -> Any:
-    return (menu_categories.c.category_id == event.stream_id) & (
-        menu_categories.c.restaurant_id == event.restaurant_id
-    )
+def _category_removed(rows: Rows, event: RecordedEvent) -> None:
+    _own(rows, menu_categories, event)
+    rows.delete(menu_categories, category_id=event.stream_id)
+    _bump(rows, event)
 
 
 # -- items ---------------------------------------------------------------------------------
 
 
-def _item_added(conn: Connection, event: RecordedEvent) -> None:
+def _item_added(rows: Rows, event: RecordedEvent) -> None:
     added = decode(event, ev.MenuItemAdded)
-    conn.execute(
-        insert(menu_items).values(
-            menu_item_id=added.menu_item_id,
-            restaurant_id=event.restaurant_id,
-            category_id=added.category_id,
-            name=added.name,
-            search_name=search_key(added.name),
-            description=added.description,
-            price_cents=added.price_cents,
-            is_available=added.is_available,
-            archived=False,
+    rows.insert(
+        menu_items,
+        {
+            "menu_item_id": added.menu_item_id,
+            "restaurant_id": event.restaurant_id,
+            "category_id": added.category_id,
+            "name": added.name,
+            "search_name": search_key(added.name),
+            "description": added.description,
+            "price_cents": added.price_cents,
+            "is_available": added.is_available,
+            "archived": False,
             **_stamp(event),
-        )
+        },
     )
-    _bump(conn, event)
+    _bump(rows, event)
 
 
-def _item_renamed(conn: Connection, event: RecordedEvent) -> None:
+def _item_renamed(rows: Rows, event: RecordedEvent) -> None:
     name = decode(event, ev.MenuItemRenamed).name
-    _set_item(conn, event, name=name, search_name=search_key(name))
+    _set(rows, menu_items, event, name=name, search_name=search_key(name))
 
 
-def _item_description_changed(conn: Connection, event: RecordedEvent) -> None:
-    _set_item(conn, event, description=decode(event, ev.MenuItemDescriptionChanged).description)
+def _item_description_changed(rows: Rows, event: RecordedEvent) -> None:
+    description = decode(event, ev.MenuItemDescriptionChanged).description
+    _set(rows, menu_items, event, description=description)
 
 
-def _item_price_changed(conn: Connection, event: RecordedEvent) -> None:
-    _set_item(conn, event, price_cents=decode(event, ev.MenuItemPriceChanged).price_cents)
+def _item_price_changed(rows: Rows, event: RecordedEvent) -> None:
+    _set(rows, menu_items, event, price_cents=decode(event, ev.MenuItemPriceChanged).price_cents)
 
 
-def _item_moved(conn: Connection, event: RecordedEvent) -> None:
-    _set_item(conn, event, category_id=decode(event, ev.MenuItemMoved).category_id)
+def _item_moved(rows: Rows, event: RecordedEvent) -> None:
+    _set(rows, menu_items, event, category_id=decode(event, ev.MenuItemMoved).category_id)
 
 
-def _item_availability_changed(conn: Connection, event: RecordedEvent) -> None:
+def _item_availability_changed(rows: Rows, event: RecordedEvent) -> None:
     available = decode(event, ev.MenuItemAvailabilityChanged).is_available
-    _set_item(conn, event, is_available=available)
+    _set(rows, menu_items, event, is_available=available)
 
 
-def _item_archived(conn: Connection, event: RecordedEvent) -> None:
-    _set_item(conn, event, archived=True)
-
-
-def _set_item(conn: Connection, event: RecordedEvent, **values: Any) -> None:
-    conn.execute(
-        update(menu_items)
-        .where(
-            menu_items.c.menu_item_id == event.stream_id,
-            menu_items.c.restaurant_id == event.restaurant_id,
-        )
-        .values(**values, **_stamp(event))
-    )
-    _bump(conn, event)
+def _item_archived(rows: Rows, event: RecordedEvent) -> None:
+    _set(rows, menu_items, event, archived=True)
 
 
 # -- shared --------------------------------------------------------------------------------
 
 
-def _bump(conn: Connection, event: RecordedEvent) -> None:
+def _key(table: Table, event: RecordedEvent) -> dict[str, Any]:
+    column = "category_id" if table is menu_categories else "menu_item_id"
+    return {column: event.stream_id}
+
+
+def _own(rows: Rows, table: Table, event: RecordedEvent) -> None:
+    """The stream's row exists and belongs to the event's restaurant, or the model is broken."""
+    row = rows.get(table, **_key(table, event))
+    if row is None or row["restaurant_id"] != event.restaurant_id:
+        raise MissingRow(f"{table.name} has no row {event.stream_id}; cannot apply {event.type}")
+
+
+def _set(rows: Rows, table: Table, event: RecordedEvent, **values: Any) -> None:
+    _own(rows, table, event)
+    rows.update(table, _key(table, event), **values, **_stamp(event))
+    _bump(rows, event)
+
+
+def _bump(rows: Rows, event: RecordedEvent) -> None:
     """One more menu event applied for this restaurant (same transaction as the change)."""
-    which = menu_generations.c.restaurant_id == event.restaurant_id
-    bumped = conn.execute(
-        update(menu_generations).where(which).values(generation=menu_generations.c.generation + 1)
-    ).rowcount
-    if not bumped:
-        # The checkpoint lock serialises a restaurant's events, so no one inserts concurrently.
-        conn.execute(
-            insert(menu_generations).values(restaurant_id=event.restaurant_id, generation=1)
-        )
+    rows.add(
+        menu_generations,
+        {"restaurant_id": event.restaurant_id},
+        zeros={"generation": 0},
+        deltas={"generation": 1},
+    )
 
 
 def _stamp(event: RecordedEvent) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Connection, Index, Integer, String, Table, insert
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Table
 
 from coffeeshop.events.clock import naive_utc
 from coffeeshop.events.envelope import RecordedEvent
@@ -18,9 +18,12 @@ from coffeeshop.events.orders import (
 )
 from coffeeshop.events.schema import Timestamp, Uuid
 from coffeeshop.projections.base import Projection
+from coffeeshop.projections.rows import Rows
 from coffeeshop.projections.schema import metadata
+from coffeeshop.projections.tracking import checkpoint_table
 
 NAME = "order_history"
+CHECKPOINTS = checkpoint_table(NAME)
 ORDER_EVENTS = (
     OrderPlaced,
     OrderItemAdded,
@@ -53,20 +56,21 @@ def build() -> Projection:
     return Projection(name=NAME, tables=(order_history,), handlers=handlers)
 
 
-def _recorded(conn: Connection, event: RecordedEvent) -> None:
+def _recorded(rows: Rows, event: RecordedEvent) -> None:
     """The payload as stored (upcast to the current schema), never re-serialised."""
-    conn.execute(
-        insert(order_history).values(
-            order_id=event.stream_id,
-            version=event.version,
-            restaurant_id=event.restaurant_id,
-            seq=event.seq,
-            type=event.type,
-            data=event.data,
-            actor=_text(event.metadata.get("actor")),
-            request_id=_text(event.metadata.get("request_id")),
-            recorded_at=naive_utc(event.recorded_at),
-        )
+    rows.insert(
+        order_history,
+        {
+            "order_id": event.stream_id,
+            "version": event.version,
+            "restaurant_id": event.restaurant_id,
+            "seq": event.seq,
+            "type": event.type,
+            "data": event.data,
+            "actor": _text(event.metadata.get("actor")),
+            "request_id": _text(event.metadata.get("request_id")),
+            "recorded_at": naive_utc(event.recorded_at),
+        },
     )
 
 

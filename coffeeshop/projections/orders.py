@@ -7,24 +7,11 @@ events themselves (``placed_at``, ``at``, else ``recorded_at``), so a replay equ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    Connection,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Table, Text
 
 from coffeeshop.events.clock import naive_utc
 from coffeeshop.events.envelope import RecordedEvent
@@ -41,9 +28,12 @@ from coffeeshop.events.orders import (
 )
 from coffeeshop.events.schema import Timestamp, Uuid
 from coffeeshop.projections.base import Handler, Projection, decode
+from coffeeshop.projections.rows import Row, Rows
 from coffeeshop.projections.schema import metadata
+from coffeeshop.projections.tracking import checkpoint_table
 
 NAME = "orders"
+CHECKPOINTS = checkpoint_table(NAME)
 PENDING, PREPARING, READY, SERVED, PAID, CANCELLED = (
     "pending",
     "preparing",
@@ -108,68 +98,84 @@ def build() -> Projection:
         OrderPaid.event_type: _paid,
         OrderCancelled.event_type: _cancelled,
     }
-    return Projection(name=NAME, tables=(orders, order_counters), handlers=handlers)
+    return Projection(
+        name=NAME, tables=(orders, order_counters), handlers=handlers, prefetch=_prefetch
+    )
+
+
+def _prefetch(rows: Rows, events: Sequence[RecordedEvent]) -> None:
+    """The rows of the orders a batch changes, and the restaurants' counters, in two queries."""
+    rows.prefetch(
+        orders,
+        ({"order_id": e.stream_id} for e in events if e.type in _CHANGES_EXISTING),
+    )
+    restaurants = {e.restaurant_id for e in events if e.type in _COUNTED}
+    rows.prefetch(
+        order_counters,
+        ({"restaurant_id": r, "status": s} for r in restaurants for s in STATUSES),
+    )
 
 
 # -- handlers ---------------------------------------------------------------------------------
 
 
-def _placed(conn: Connection, event: RecordedEvent) -> None:
+def _placed(rows: Rows, event: RecordedEvent) -> None:
     placed = decode(event, OrderPlaced)
     lines = [_line_json(line) for line in placed.lines]
     at = naive_utc(placed.placed_at)
-    conn.execute(
-        insert(orders).values(
-            order_id=event.stream_id,
-            restaurant_id=event.restaurant_id,
-            status=PENDING,
-            table_id=placed.table_id,
-            customer_name=placed.customer_name,
-            notes=placed.notes,
-            lines=lines,
-            total_cents=_total(lines),
-            tip_cents=0,
-            paid_cents=0,
-            created_at=at,
-            updated_at=at,
-            version=event.version,
-            last_seq=event.seq,
-        )
+    rows.insert(
+        orders,
+        {
+            "order_id": event.stream_id,
+            "restaurant_id": event.restaurant_id,
+            "status": PENDING,
+            "table_id": placed.table_id,
+            "customer_name": placed.customer_name,
+            "notes": placed.notes,
+            "lines": lines,
+            "total_cents": _total(lines),
+            "tip_cents": 0,
+            "paid_cents": 0,
+            "created_at": at,
+            "updated_at": at,
+            "version": event.version,
+            "last_seq": event.seq,
+        },
     )
-    _count(conn, event.restaurant_id, PENDING, +1)
+    _count(rows, event.restaurant_id, PENDING, +1)
 
 
-def _item_added(conn: Connection, event: RecordedEvent) -> None:
+def _item_added(rows: Rows, event: RecordedEvent) -> None:
     added = decode(event, OrderItemAdded)
-    row = _current(conn, event)
-    lines = [*row.lines, _line_json(added.line)]
-    _update(conn, event, row, lines=lines, total_cents=_total(lines))
+    row = _current(rows, event)
+    lines = [*row["lines"], _line_json(added.line)]
+    _update(rows, event, row, lines=lines, total_cents=_total(lines))
 
 
-def _item_removed(conn: Connection, event: RecordedEvent) -> None:
+def _item_removed(rows: Rows, event: RecordedEvent) -> None:
     removed = decode(event, OrderItemRemoved)
-    row = _current(conn, event)
-    lines = [line for line in row.lines if line["line_id"] != removed.line_id]
-    _update(conn, event, row, lines=lines, total_cents=_total(lines))
+    row = _current(rows, event)
+    lines = [line for line in row["lines"] if line["line_id"] != removed.line_id]
+    _update(rows, event, row, lines=lines, total_cents=_total(lines))
 
 
 def _moved(
     kind: type[OrderPreparationStarted | OrderReady | OrderServed], status: str, column: str
 ) -> Handler:
-    def handle(conn: Connection, event: RecordedEvent) -> None:
+    def handle(rows: Rows, event: RecordedEvent) -> None:
         at = naive_utc(decode(event, kind).at)
-        _update(conn, event, _current(conn, event), at=at, status=status, **{column: at})
+        _update(rows, event, _current(rows, event), at=at, status=status, **{column: at})
 
     return handle
 
 
-def _paid(conn: Connection, event: RecordedEvent) -> None:
+def _paid(rows: Rows, event: RecordedEvent) -> None:
     paid = decode(event, OrderPaid)
     at = naive_utc(paid.at)
     _update(
-        conn,
+        rows,
         event,
-        _current(conn, event),
+        _current(rows, event),
         at=at,
         status=PAID,
         paid_at=at,
@@ -179,13 +185,13 @@ def _paid(conn: Connection, event: RecordedEvent) -> None:
     )
 
 
-def _cancelled(conn: Connection, event: RecordedEvent) -> None:
+def _cancelled(rows: Rows, event: RecordedEvent) -> None:
     cancelled = decode(event, OrderCancelled)
     at = naive_utc(cancelled.at)
     _update(
-        conn,
+        rows,
         event,
-        _current(conn, event),
+        _current(rows, event),
         at=at,
         status=CANCELLED,
         cancelled_at=at,
@@ -196,64 +202,49 @@ def _cancelled(conn: Connection, event: RecordedEvent) -> None:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Before:
-    status: str
-    lines: list[dict[str, Any]]
-
-
-def _current(conn: Connection, event: RecordedEvent) -> _Before:
+def _current(rows: Rows, event: RecordedEvent) -> Row:
     """The order's row just before this event. The projector applies each event exactly once,
     in seq order, so anything else means the read model is broken: stop loudly."""
-    row = conn.execute(
-        select(orders.c.status, orders.c.lines, orders.c.version).where(
-            orders.c.order_id == event.stream_id,
-            orders.c.restaurant_id == event.restaurant_id,
-        )
-    ).first()
-    if row is None or row.version != event.version - 1:
-        found = "no row" if row is None else f"version {row.version}"
+    row = rows.get(orders, order_id=event.stream_id)
+    if row is None or row["restaurant_id"] != event.restaurant_id:
+        raise LookupError(f"order {event.stream_id} has no row; cannot apply {event.type}")
+    if row["version"] != event.version - 1:
         raise LookupError(
-            f"order {event.stream_id} has {found}; cannot apply {event.type} v{event.version}"
+            f"order {event.stream_id} has version {row['version']}; "
+            f"cannot apply {event.type} v{event.version}"
         )
-    return _Before(status=row.status, lines=list(row.lines))
+    return row
 
 
 def _update(
-    conn: Connection,
+    rows: Rows,
     event: RecordedEvent,
-    row: _Before,
+    row: Row,
     at: datetime | None = None,
     **values: Any,
 ) -> None:
-    conn.execute(
-        update(orders)
-        .where(orders.c.order_id == event.stream_id)
-        .values(
-            updated_at=at if at is not None else naive_utc(event.recorded_at),
-            version=event.version,
-            last_seq=event.seq,
-            **values,
-        )
+    rows.update(
+        orders,
+        {"order_id": event.stream_id},
+        updated_at=at if at is not None else naive_utc(event.recorded_at),
+        version=event.version,
+        last_seq=event.seq,
+        **values,
     )
     status = values.get("status")
-    if status is not None and status != row.status:
-        _count(conn, event.restaurant_id, row.status, -1)
-        _count(conn, event.restaurant_id, status, +1)
+    if status is not None and status != row["status"]:
+        _count(rows, event.restaurant_id, row["status"], -1)
+        _count(rows, event.restaurant_id, status, +1)
 
 
-def _count(conn: Connection, restaurant_id: str, status: str, delta: int) -> None:
+def _count(rows: Rows, restaurant_id: str, status: str, delta: int) -> None:
     """Move a status count; the checkpoint lock serialises a restaurant's projector writes."""
-    count = order_counters.c["count"]
-    changed = conn.execute(
-        update(order_counters)
-        .where(order_counters.c.restaurant_id == restaurant_id, order_counters.c.status == status)
-        .values({count: count + delta})
-    ).rowcount
-    if not changed:
-        conn.execute(
-            insert(order_counters).values(restaurant_id=restaurant_id, status=status, count=delta)
-        )
+    rows.add(
+        order_counters,
+        {"restaurant_id": restaurant_id, "status": status},
+        zeros={"count": 0},
+        deltas={"count": delta},
+    )
 
 
 def _line_json(line: OrderLine) -> dict[str, Any]:
@@ -270,3 +261,29 @@ def _line_json(line: OrderLine) -> dict[str, Any]:
 
 def _total(lines: list[dict[str, Any]]) -> int:
     return sum(int(line["line_total_cents"]) for line in lines)
+
+
+STATUSES = (PENDING, PREPARING, READY, SERVED, PAID, CANCELLED)
+_COUNTED = frozenset(
+    kind.event_type
+    for kind in (
+        OrderPlaced,
+        OrderPreparationStarted,
+        OrderReady,
+        OrderServed,
+        OrderPaid,
+        OrderCancelled,
+    )
+)
+_CHANGES_EXISTING = frozenset(
+    kind.event_type
+    for kind in (
+        OrderItemAdded,
+        OrderItemRemoved,
+        OrderPreparationStarted,
+        OrderReady,
+        OrderServed,
+        OrderPaid,
+        OrderCancelled,
+    )
+)

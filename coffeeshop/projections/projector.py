@@ -11,21 +11,23 @@ from __future__ import annotations
 import logging
 import traceback
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Table
 
 from coffeeshop.events.clock import Clock, naive_utc, utc_now
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import tracking
 from coffeeshop.projections.base import Projection
+from coffeeshop.projections.rows import RowBuffer
 
 log = logging.getLogger("coffeeshop.projector")
 
 
 class ProjectionFailed(Exception):
-    """A handler raised: the projection stops rather than skip the event."""
+    """A handler (or the write of its rows) failed: the projection stops rather than skip."""
 
     def __init__(self, projection: str, event: RecordedEvent | None, cause: BaseException) -> None:
         where = f" at {event.type} seq {event.seq} of {event.restaurant_id}" if event else ""
@@ -41,14 +43,19 @@ class Projector:
         engine: Engine,
         store: EventStore,
         clock: Clock = utc_now,
+        *,
         batch_size: int = 500,
+        targets: Mapping[Table, Table] | None = None,
     ) -> None:
+        """``targets`` redirects the projection's tables (shadow or scratch copies)."""
         self.projection = projection
         self.name = projection.name
         self._engine = engine
         self._store = store
         self._clock = clock
         self._batch_size = batch_size
+        self._targets = dict(targets or {})
+        self._checkpoints = self._targets.get(projection.checkpoints, projection.checkpoints)
 
     def apply_batch(self, events: Sequence[RecordedEvent]) -> int:
         """Apply events delivered by the bus, in one transaction; returns how many applied.
@@ -63,6 +70,7 @@ class Projector:
         far_behind: list[tuple[str, int]] = []
         applied = 0
         with self._guard(), self._engine.begin() as conn:
+            todo: list[tuple[str, list[RecordedEvent]]] = []
             for restaurant_id in sorted(by_restaurant):
                 batch = sorted(by_restaurant[restaurant_id], key=lambda event: event.seq)
                 up_to = batch[-1].seq
@@ -72,9 +80,12 @@ class Projector:
                 if up_to - checkpoint > self._batch_size + len(batch):
                     far_behind.append((restaurant_id, up_to))
                     continue
-                ordered = self._in_order(conn, restaurant_id, batch, checkpoint, up_to)
-                self._apply(conn, restaurant_id, ordered)
-                applied += len(ordered)
+                todo.append(
+                    (restaurant_id, self._in_order(conn, restaurant_id, batch, checkpoint, up_to))
+                )
+            if todo:
+                self.apply_locked(conn, todo)
+                applied = sum(len(ordered) for _, ordered in todo)
         for restaurant_id, up_to in far_behind:
             applied += self.catch_up_restaurant(restaurant_id, up_to)
         return applied
@@ -83,7 +94,7 @@ class Projector:
         """Apply whatever the store holds beyond this projection's checkpoints."""
         heads = self._store.heads()
         with self._engine.connect() as conn:
-            positions = tracking.all_checkpoints(conn, self.name)
+            positions = tracking.all_checkpoints(conn, self._checkpoints)
         return sum(
             self.catch_up_restaurant(restaurant_id, head)
             for restaurant_id, head in heads.items()
@@ -106,7 +117,7 @@ class Projector:
                 )
                 if not events:
                     return applied
-                self._apply(conn, restaurant_id, events)
+                self.apply_locked(conn, [(restaurant_id, events)])
                 applied += len(events)
 
     # -- internals -------------------------------------------------------------------------
@@ -138,15 +149,31 @@ class Projector:
         return conn if self._store.engine is self._engine else None
 
     def _lock(self, conn: Connection, restaurant_id: str) -> int:
-        return tracking.lock_checkpoint(conn, self.name, restaurant_id, naive_utc(self._clock()))
+        return tracking.lock_checkpoint(
+            conn, self._checkpoints, restaurant_id, naive_utc(self._clock())
+        )
 
-    def _apply(self, conn: Connection, restaurant_id: str, events: list[RecordedEvent]) -> None:
-        for event in events:
-            try:
-                self.projection.apply(conn, event)
-            except Exception as exc:
-                raise ProjectionFailed(self.name, event, exc) from exc
-        tracking.advance(conn, self.name, restaurant_id, events[-1].seq, naive_utc(self._clock()))
+    def apply_locked(
+        self, conn: Connection, work: Sequence[tuple[str, Sequence[RecordedEvent]]]
+    ) -> None:
+        """Apply each restaurant's events (in seq order, just after its checkpoint, which the
+        caller holds locked) and advance the checkpoints, all in ``conn``'s transaction."""
+        rows = RowBuffer(lambda: conn, self._targets)
+        everything = [event for _, events in work for event in events]
+        self._run(None, self.projection.prefetch, rows, everything)
+        for _, events in work:
+            for event in events:
+                self._run(event, self.projection.apply, rows, event)
+        self._run(None, rows.flush)
+        now = naive_utc(self._clock())
+        for restaurant_id, events in work:
+            tracking.advance(conn, self._checkpoints, restaurant_id, events[-1].seq, now)
+
+    def _run(self, event: RecordedEvent | None, work: Any, *args: Any) -> None:
+        try:
+            work(*args)
+        except Exception as exc:
+            raise ProjectionFailed(self.name, event, exc) from exc
 
     def _guard(self) -> _FailureRecorder:
         return _FailureRecorder(self)

@@ -6,18 +6,16 @@ import time
 
 from sqlalchemy import Engine, select
 
-from coffeeshop.projections.tracking import checkpoints
+from coffeeshop.projections.tracking import checkpoint_table
 
 POLL_INTERVAL_S = 0.005
 
 
 def applied_position(engine: Engine, projection: str, restaurant_id: str) -> int:
+    checkpoints = checkpoint_table(projection)
     with engine.connect() as conn:
         seq = conn.execute(
-            select(checkpoints.c.seq).where(
-                checkpoints.c.projection == projection,
-                checkpoints.c.restaurant_id == restaurant_id,
-            )
+            select(checkpoints.c.seq).where(checkpoints.c.restaurant_id == restaurant_id)
         ).scalar()
     return int(seq or 0)
 

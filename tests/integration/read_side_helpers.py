@@ -7,12 +7,10 @@ import uuid
 from sqlalchemy import (
     BigInteger,
     Column,
-    Connection,
     Engine,
     MetaData,
     String,
     Table,
-    insert,
     select,
 )
 
@@ -20,6 +18,8 @@ from coffeeshop.events.envelope import RecordedEvent, StreamRef
 from coffeeshop.events.menu import CategoryCreated, CategoryRenamed
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections.base import Projection
+from coffeeshop.projections.rows import Rows
+from coffeeshop.projections.tracking import checkpoint_table
 
 metadata = MetaData()
 event_log = Table(
@@ -32,22 +32,30 @@ event_log = Table(
 )
 
 
-def logging_projection(name: str, fail_on: str | None = None) -> Projection:
-    """Records every CategoryCreated/Renamed it applies; raises on ``fail_on`` names."""
+def logging_projection(engine: Engine, name: str, fail_on: str | None = None) -> Projection:
+    """Records every CategoryCreated/Renamed it applies; raises on ``fail_on`` names.
+    Creates its tables (the log and its own checkpoints) in ``engine``'s database."""
 
-    def record(conn: Connection, event: RecordedEvent) -> None:
+    def record(rows: Rows, event: RecordedEvent) -> None:
         if fail_on is not None and event.data.get("name") == fail_on:
             raise ValueError(f"cannot apply {fail_on}")
-        conn.execute(
-            insert(event_log).values(
-                projection=name, restaurant_id=event.restaurant_id, seq=event.seq, type=event.type
-            )
+        rows.insert(
+            event_log,
+            {
+                "projection": name,
+                "restaurant_id": event.restaurant_id,
+                "seq": event.seq,
+                "type": event.type,
+            },
         )
 
+    checkpoints = checkpoint_table(name, metadata)
+    metadata.create_all(engine, tables=[event_log, checkpoints])
     return Projection(
         name=name,
         tables=(event_log,),
         handlers={"CategoryCreated": record, "CategoryRenamed": record},
+        checkpoint=checkpoints,
     )
 
 

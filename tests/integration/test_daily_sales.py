@@ -29,8 +29,8 @@ from coffeeshop.events.orders import (
 )
 from coffeeshop.events.registry import DomainEvent, registry
 from coffeeshop.events.store import EventStore
-from coffeeshop.projections import daily_sales, tracking
-from coffeeshop.projections.daily_sales import sales_open_lines, sales_open_orders
+from coffeeshop.projections import daily_sales
+from coffeeshop.projections.daily_sales import sales_open_orders
 from coffeeshop.projections.projector import Projector
 from coffeeshop.queries.reports import DailyReport, daily_report
 
@@ -125,9 +125,8 @@ class Sales:
             for table in daily_sales.TABLES:
                 conn.execute(delete(table).where(table.c.restaurant_id == self.restaurant_id))
             conn.execute(
-                delete(tracking.checkpoints).where(
-                    tracking.checkpoints.c.projection == daily_sales.NAME,
-                    tracking.checkpoints.c.restaurant_id == self.restaurant_id,
+                delete(daily_sales.CHECKPOINTS).where(
+                    daily_sales.CHECKPOINTS.c.restaurant_id == self.restaurant_id
                 )
             )
 
@@ -241,26 +240,13 @@ def test_open_orders_are_forgotten_once_paid_or_cancelled(sales: Sales) -> None:
     still_open = sales.place(utc(2026, 3, 16, 8, 0), line(TEA, "Tea", 300, 1))
     sales.project()
     with sales.engine.connect() as conn:
-        open_orders = (
-            conn.execute(
-                select(sales_open_orders.c.order_id).where(
-                    sales_open_orders.c.restaurant_id == sales.restaurant_id
-                )
+        open_orders = conn.execute(
+            select(sales_open_orders.c.order_id, sales_open_orders.c.lines).where(
+                sales_open_orders.c.restaurant_id == sales.restaurant_id
             )
-            .scalars()
-            .all()
-        )
-        open_lines = (
-            conn.execute(
-                select(sales_open_lines.c.order_id).where(
-                    sales_open_lines.c.restaurant_id == sales.restaurant_id
-                )
-            )
-            .scalars()
-            .all()
-        )
-    assert open_orders == [still_open]
-    assert open_lines == [still_open]
+        ).all()
+    assert [row.order_id for row in open_orders] == [still_open]
+    assert [line["name"] for line in open_orders[0].lines] == ["Tea"]
     assert still_open not in orders.values()
 
 

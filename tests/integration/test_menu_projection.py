@@ -22,7 +22,7 @@ from coffeeshop.commands.models import (
 )
 from coffeeshop.events.registry import registry
 from coffeeshop.events.store import EventStore
-from coffeeshop.projections import menu, tracking
+from coffeeshop.projections import menu
 from coffeeshop.projections.projector import Projector
 from coffeeshop.queries.menu import menu_generation
 
@@ -85,9 +85,8 @@ class MenuWorld:
             for table in menu.TABLES:
                 conn.execute(delete(table).where(table.c.restaurant_id == self.restaurant_id))
             conn.execute(
-                delete(tracking.checkpoints).where(
-                    tracking.checkpoints.c.projection == menu.NAME,
-                    tracking.checkpoints.c.restaurant_id == self.restaurant_id,
+                delete(menu.CHECKPOINTS).where(
+                    menu.CHECKPOINTS.c.restaurant_id == self.restaurant_id,
                 )
             )
 

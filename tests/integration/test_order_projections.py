@@ -35,6 +35,7 @@ from coffeeshop.migrations.runner import upgrade
 from coffeeshop.projections import order_history, orders
 from coffeeshop.projections.catalog import build_projections
 from coffeeshop.projections.projector import Projector
+from coffeeshop.projections.rows import RowBuffer
 from coffeeshop.projections.tracking import checkpoint_of
 from coffeeshop.queries import orders as queries
 from coffeeshop.queries.pagination import PageRequest
@@ -403,7 +404,7 @@ def test_a_handler_refuses_an_event_whose_order_it_never_saw(mysql_engine: Engin
     )
     with mysql_engine.connect() as conn, conn.begin() as transaction:
         with pytest.raises(LookupError, match="no row"):
-            orders.build().apply(conn, stray)
+            orders.build().apply(RowBuffer(lambda: conn), stray)
         transaction.rollback()
 
 

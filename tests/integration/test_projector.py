@@ -28,7 +28,7 @@ def store(engine: Engine) -> EventStore:
 
 def _projector(engine: Engine, store: EventStore, **kwargs: object) -> Projector:
     name = f"t{uuid.uuid4().hex[:12]}"
-    return Projector(logging_projection(name, **kwargs), engine, store)  # type: ignore[arg-type]
+    return Projector(logging_projection(engine, name, **kwargs), engine, store)  # type: ignore[arg-type]
 
 
 def test_catch_up_applies_every_event_once_in_seq_order(engine: Engine, store: EventStore) -> None:
@@ -40,7 +40,9 @@ def test_catch_up_applies_every_event_once_in_seq_order(engine: Engine, store: E
     assert projector.catch_up_restaurant(restaurant, store.head(restaurant)) == 0
     assert applied_seqs(engine, projector.name, restaurant) == [1, 2, 3, 4]
     with engine.connect() as conn:
-        assert tracking.checkpoint_of(conn, projector.name, restaurant) == store.head(restaurant)
+        assert tracking.checkpoint_of(
+            conn, projector.projection.checkpoints, restaurant
+        ) == store.head(restaurant)
 
 
 def test_duplicated_reordered_and_lost_deliveries_converge(
@@ -102,7 +104,7 @@ def test_a_failing_handler_stops_the_projection_without_skipping(
     assert applied_seqs(engine, projector.name, restaurant) == []
     with engine.connect() as conn:
         state, error = tracking.states(conn)[projector.name]
-        assert tracking.checkpoint_of(conn, projector.name, restaurant) == 0
+        assert tracking.checkpoint_of(conn, projector.projection.checkpoints, restaurant) == 0
     assert state == "failed"
     assert error is not None
     assert "poison" in error

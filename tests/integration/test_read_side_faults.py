@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine, MetaData
 
 from coffeeshop.api.container import build_container
 from coffeeshop.api.db import make_engine
@@ -29,6 +29,8 @@ from coffeeshop.migrations.runner import upgrade
 from coffeeshop.projections import tracking
 from coffeeshop.projections.base import Projection
 from coffeeshop.projections.projector import ProjectionFailed, Projector
+from coffeeshop.projections.rows import Rows
+from coffeeshop.projections.tracking import checkpoint_table
 from coffeeshop.queries.menu import ItemFilters, list_items
 from coffeeshop.queries.orders import OrderFilters, get_order, list_orders
 from coffeeshop.queries.pagination import PageRequest
@@ -46,17 +48,17 @@ def _crashing(projection: Projection, after: int) -> Projection:
     applied = 0
 
     def wrap(handler):  # type: ignore[no-untyped-def]
-        def run(conn: Connection, event: RecordedEvent) -> None:
+        def run(rows: Rows, event: RecordedEvent) -> None:
             nonlocal applied
             applied += 1
             if applied > after:
                 raise Crash
-            handler(conn, event)
+            handler(rows, event)
 
         return run
 
     handlers = {name: wrap(handler) for name, handler in projection.handlers.items()}
-    return Projection(projection.name, projection.tables, handlers)
+    return Projection(projection.name, projection.tables, handlers, projection.prefetch)
 
 
 def _shop(container, restaurant_id: str, orders: int) -> list[str]:  # type: ignore[no-untyped-def]
@@ -163,16 +165,23 @@ def test_failure_is_recorded_and_not_skipped() -> None:
     restaurant = str(uuid.uuid4())
     _shop(container, restaurant, orders=2)
 
-    def explode(conn: Connection, event: RecordedEvent) -> None:
+    def explode(rows: Rows, event: RecordedEvent) -> None:
         raise RuntimeError("bad handler")
 
     orders_projection = build_projectors(container, ["orders"])[0].projection
-    broken = Projection("orders_broken_probe", orders_projection.tables, {"OrderPlaced": explode})
+    probe_checkpoints = checkpoint_table("orders_broken_probe", MetaData())
+    probe_checkpoints.create(container.engine, checkfirst=True)
+    broken = Projection(
+        "orders_broken_probe",
+        orders_projection.tables,
+        {"OrderPlaced": explode},
+        checkpoint=probe_checkpoints,
+    )
     projector = Projector(broken, container.engine, container.store)
     with pytest.raises(ProjectionFailed):
         projector.catch_up_restaurant(restaurant, container.store.head(restaurant))
     with container.engine.connect() as conn:
         assert tracking.states(conn)["orders_broken_probe"][0] == "failed"
         # Events before the failing one in that batch were not half-applied either.
-        assert tracking.checkpoint_of(conn, "orders_broken_probe", restaurant) == 0
+        assert tracking.checkpoint_of(conn, probe_checkpoints, restaurant) == 0
     container.close()

@@ -93,7 +93,9 @@ def test_events_flow_through_redis_streams_and_survive_a_flush() -> None:
     redis = Redis.from_url(REDIS_URL)
     redis.flushdb()
     name = f"t{uuid.uuid4().hex[:12]}"
-    projector = Projector(logging_projection(name), container.engine, container.store)
+    projector = Projector(
+        logging_projection(container.engine, name), container.engine, container.store
+    )
     restaurants = [str(uuid.uuid4()) for _ in range(4)]
 
     async def scenario() -> None:

@@ -32,7 +32,7 @@ from coffeeshop.events.registry import DomainEvent, registry
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import daily_sales, menu
 from coffeeshop.projections.projector import Projector
-from coffeeshop.projections.tracking import checkpoint_of, checkpoints
+from coffeeshop.projections.tracking import checkpoint_of, checkpoint_table
 
 TABLES = [*menu.TABLES, *daily_sales.TABLES]
 # The night Europe/Berlin springs forward: local days and hours are not UTC's.
@@ -311,16 +311,18 @@ def snapshot(engine: Engine, restaurant_id: str) -> list[list[dict[str, Any]]]:
         ]
 
 
+CHECKPOINTS = [
+    checkpoint_table(name) for name in ("orders", "order_history", "menu", "daily_sales")
+]
+
+
 def forget(engine: Engine, restaurant_id: str) -> None:
     with engine.begin() as conn:
-        for table in [*TABLES, checkpoints]:
+        for table in [*TABLES, *CHECKPOINTS]:
             conn.execute(delete(table).where(table.c.restaurant_id == restaurant_id))
-        assert (
-            conn.execute(
-                select(func.count()).where(checkpoints.c.restaurant_id == restaurant_id)
-            ).scalar_one()
-            == 0
-        )
+        for checkpoints in CHECKPOINTS:
+            remaining = select(func.count()).where(checkpoints.c.restaurant_id == restaurant_id)
+            assert conn.execute(remaining).scalar_one() == 0
 
 
 @st.composite

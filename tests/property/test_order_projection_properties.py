@@ -36,7 +36,7 @@ from coffeeshop.events.registry import DomainEvent, registry
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import order_history, orders
 from coffeeshop.projections.projector import Projector
-from coffeeshop.projections.tracking import checkpoint_of, checkpoints
+from coffeeshop.projections.tracking import checkpoint_of, checkpoint_table
 
 TABLES = [orders.orders, orders.order_counters, order_history.order_history]
 BASE = datetime(2026, 4, 1, 7, 0, tzinfo=UTC)
@@ -154,9 +154,14 @@ def snapshot(engine: Engine, restaurant_id: str) -> list[list[dict[str, Any]]]:
         ]
 
 
+CHECKPOINTS = [
+    checkpoint_table(name) for name in ("orders", "order_history", "menu", "daily_sales")
+]
+
+
 def forget(engine: Engine, restaurant_id: str) -> None:
     with engine.begin() as conn:
-        for table in [*TABLES, checkpoints]:
+        for table in [*TABLES, *CHECKPOINTS]:
             conn.execute(delete(table).where(table.c.restaurant_id == restaurant_id))
 
 
