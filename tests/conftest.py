@@ -88,3 +88,30 @@ def engine(request: pytest.FixtureRequest) -> Engine:
     fixture = "mysql_engine" if request.param == "mysql" else "sqlite_engine"
     result: Engine = request.getfixturevalue(fixture)
     return result
+
+
+@pytest.fixture
+def own_database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, mysql_engine: Engine
+) -> Iterator[str]:
+    """A migrated database no other test writes to, for tests that rebuild or compare whole
+    projections: ``own_database_url`` is indirect-parametrised with "mysql" or "sqlite"."""
+    backend = getattr(request, "param", "mysql")
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+        engine = make_engine(make_settings(database_url=url, redis_url=None))
+        upgrade(engine)
+        engine.dispose()
+        yield url
+        return
+    name = f"{mysql_engine.url.database}_own"
+    with mysql_engine.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        conn.execute(text(f"CREATE DATABASE `{name}`"))
+    url = mysql_engine.url.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(make_settings(database_url=url))
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with mysql_engine.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import uvicorn
@@ -15,9 +16,15 @@ from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import build_demo
 from coffeeshop.api.logging import configure_logging
-from coffeeshop.api.runtime import projection_report, run_projectors, run_relay
+from coffeeshop.api.progress import ProgressLine
+from coffeeshop.api.report import render_report
+from coffeeshop.api.runtime import build_projectors, projection_report, run_projectors, run_relay
 from coffeeshop.api.settings import Settings
 from coffeeshop.migrations.runner import upgrade
+from coffeeshop.projections import shadow
+from coffeeshop.projections.projector import ProjectionFailed, Projector
+from coffeeshop.projections.rebuild import DEFAULT_BATCH, Rebuilder
+from coffeeshop.projections.verify import Verifier
 
 
 def _settings() -> Settings:
@@ -101,13 +108,114 @@ def projections(_args: argparse.Namespace) -> int:
         rows = projection_report(container)
     finally:
         container.close()
-    print(f"{'projection':<16} {'state':<10} {'applied':>10} {'head':>10} {'lag':>8}  error")
-    for row in rows:
-        print(
-            f"{row.name:<16} {row.state:<10} {row.applied:>10} {row.head:>10} "
-            f"{row.lag_events:>8}  {row.error or ''}"
-        )
+    print(render_report(rows, container.clock()))
     return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    """Rebuild projections from the event store: into shadow tables swapped in at the end,
+    or, with --restaurant, one tenant's rows in place."""
+    if not args.names and not args.all:
+        sys.exit("coffeeshop replay: name the projections to rebuild, or pass --all")
+    settings = _settings()
+    configure_logging(settings)
+    container = build_container(settings)
+    chosen = [p.projection for p in _chosen(container, args.names)]
+    progress = ProgressLine("replay", quiet=args.quiet)
+    rebuilder = Rebuilder(
+        container.engine,
+        container.store,
+        container.clock,
+        batch_size=args.batch_size,
+        progress=progress,
+    )
+    try:
+        with shadow.exclusive(container.engine, "rebuild"):
+            if args.restaurant:
+                for projection in chosen:
+                    count = rebuilder.replay_restaurant(projection, args.restaurant)
+                    _say(
+                        args,
+                        f"{projection.name}: restaurant {args.restaurant} rebuilt "
+                        f"in place from {count:,} events",
+                    )
+                return 0
+            started = time.monotonic()
+            results = rebuilder.replay(chosen, restart=args.restart)
+    except shadow.Busy as exc:
+        sys.exit(f"coffeeshop replay: {exc}")
+    except ProjectionFailed as exc:
+        progress.close()
+        print(f"coffeeshop replay: {exc}", file=sys.stderr)
+        print(
+            "the live tables were not touched; fix the cause and run replay again "
+            "(it resumes from the last committed batch)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        progress.close()
+        container.close()
+    elapsed = time.monotonic() - started
+    for result in results:
+        resumed = f", resumed after {result.resumed_from:,}" if result.resumed_from else ""
+        _say(
+            args,
+            f"{result.projection}: rebuilt from {result.events:,} events{resumed}; "
+            "swapped in and caught up",
+        )
+    events = max((r.events for r in results), default=0)
+    rate = events / elapsed if elapsed > 0 else 0.0
+    _say(args, f"replayed {events:,} events in {elapsed:.1f} s ({rate:,.0f} events/s)")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    """Compare live projections with a fresh rebuild; exit 1 on any difference."""
+    settings = _settings()
+    configure_logging(settings)
+    container = build_container(settings)
+    chosen = [p.projection for p in _chosen(container, args.names)]
+    progress = ProgressLine("verify", quiet=args.quiet)
+    verifier = Verifier(
+        container.engine,
+        container.store,
+        container.clock,
+        batch_size=args.batch_size,
+        progress=progress,
+    )
+    try:
+        with shadow.exclusive(container.engine, "verify"):
+            results = verifier.verify(chosen)
+    except shadow.Busy as exc:
+        sys.exit(f"coffeeshop verify: {exc}")
+    finally:
+        progress.close()
+        container.close()
+    for result in results:
+        print(result.summary())
+    drifting = [result.projection for result in results if not result.clean]
+    if drifting:
+        print(
+            f"drift in {', '.join(drifting)}: rebuild with `coffeeshop replay "
+            f"{' '.join(drifting)}` (see docs/runbook.md)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _chosen(container: Container, names: Sequence[str]) -> list[Projector]:
+    try:
+        return build_projectors(container, names)
+    except ValueError as exc:
+        known = ", ".join(projector.name for projector in build_projectors(container))
+        sys.exit(f"coffeeshop: {exc} (known: {known})")
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    if not args.quiet:
+        print(line)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -147,11 +255,41 @@ def build_parser() -> argparse.ArgumentParser:
     status_cmd = commands.add_parser("projections", help="each projection's position and lag")
     status_cmd.set_defaults(handler=projections)
 
+    replay_cmd = commands.add_parser(
+        "replay", help="rebuild projections from the event store, without downtime"
+    )
+    replay_cmd.add_argument("names", nargs="*", metavar="NAME", help="projections to rebuild")
+    replay_cmd.add_argument("--all", action="store_true", help="every projection")
+    replay_cmd.add_argument(
+        "--restaurant", metavar="ID", help="rebuild only this restaurant's rows, in place"
+    )
+    replay_cmd.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH, metavar="N")
+    replay_cmd.add_argument(
+        "--restart", action="store_true", help="discard an interrupted replay instead of resuming"
+    )
+    replay_cmd.add_argument("--quiet", action="store_true", help="no progress, no summary")
+    replay_cmd.set_defaults(handler=replay)
+
+    verify_cmd = commands.add_parser(
+        "verify", help="compare live projections with a fresh rebuild; exit 1 on drift"
+    )
+    verify_cmd.add_argument("names", nargs="*", metavar="NAME", help="default: all")
+    verify_cmd.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH, metavar="N")
+    verify_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    verify_cmd.set_defaults(handler=verify)
+
     demo_cmd = commands.add_parser("demo", help="load a realistic demo restaurant")
     demo_cmd.add_argument("--orders", type=int, default=2000, help="orders over the period")
     demo_cmd.add_argument("--days", type=int, default=30, help="days of history")
     demo_cmd.set_defaults(handler=demo)
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive number")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

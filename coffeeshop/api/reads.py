@@ -29,7 +29,7 @@ def await_position(
         return
     timeout_s = container.settings.consistency_timeout_ms / 1000
     fresh = wait_until_applied(
-        container.engine, projection, principal.restaurant_id, min_position, timeout_s
+        container.reads, projection, principal.restaurant_id, min_position, timeout_s
     )
     if not fresh:
         response.headers["X-Projection-Stale"] = "true"

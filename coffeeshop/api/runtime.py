@@ -209,30 +209,37 @@ def _consumer(runner: ProjectorRunner) -> Any:
 @dataclass(frozen=True)
 class ProjectionStatus:
     name: str
-    state: str
+    state: str  # live | rebuilding | failed | idle (never started)
     applied: int
     head: int
     lag_events: int
     lag_seconds: float
     error: str | None
+    rebuild: tracking.RebuildProgress | None = None
+    verification: tracking.Verification | None = None
 
 
 def projection_report(container: Container) -> list[ProjectionStatus]:
-    """Each projection's state, total applied position, store head and lag."""
+    """Each projection's state, total applied position, store head, lag, rebuild, last verify."""
     heads = container.store.heads()
     head_total = sum(heads.values())
     now = container.clock()
     report = []
     with container.engine.connect() as conn:
         states = tracking.states(conn)
+        rebuilds = {r.projection: r for r in tracking.rebuilds(conn) if r.purpose == "replay"}
+        verified = tracking.verifications(conn)
         for projector in build_projectors(container):
-            positions = tracking.all_checkpoints(conn, projector.name)
+            positions = tracking.all_checkpoints(conn, projector.projection.checkpoints)
             behind = {rid: head for rid, head in heads.items() if head > positions.get(rid, 0)}
             lag_events = sum(head - positions.get(rid, 0) for rid, head in behind.items())
             oldest = container.store.oldest_unapplied(
                 {rid: positions.get(rid, 0) for rid in behind}
             )
             state, error = states.get(projector.name, ("idle", None))
+            rebuild = rebuilds.get(projector.name)
+            if rebuild is not None and state != "failed":
+                state = "rebuilding"
             report.append(
                 ProjectionStatus(
                     name=projector.name,
@@ -242,6 +249,8 @@ def projection_report(container: Container) -> list[ProjectionStatus]:
                     lag_events=lag_events,
                     lag_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
                     error=error,
+                    rebuild=rebuild,
+                    verification=verified.get(projector.name),
                 )
             )
     return report

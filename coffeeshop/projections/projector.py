@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table
+from sqlalchemy.exc import OperationalError
 
 from coffeeshop.events.clock import Clock, naive_utc, utc_now
 from coffeeshop.events.envelope import RecordedEvent
@@ -170,10 +171,7 @@ class Projector:
             tracking.advance(conn, self._checkpoints, restaurant_id, events[-1].seq, now)
 
     def _run(self, event: RecordedEvent | None, work: Any, *args: Any) -> None:
-        try:
-            work(*args)
-        except Exception as exc:
-            raise ProjectionFailed(self.name, event, exc) from exc
+        run_handler(self.name, event, work, *args)
 
     def _guard(self) -> _FailureRecorder:
         return _FailureRecorder(self)
@@ -197,3 +195,15 @@ class _FailureRecorder:
             log.error("%s", error, exc_info=error)
             detail = "".join(traceback.format_exception_only(error)).strip()
             self._projector.mark("failed", detail[:2000])
+
+
+def run_handler(projection: str, event: RecordedEvent | None, work: Any, *args: Any) -> None:
+    """Run projection code; its failure stops the projection (ProjectionFailed), except a
+    transient database error (deadlock, lock timeout, lost connection, SQLite busy), which
+    is raised as is: the transaction rolls back and the same events are tried again."""
+    try:
+        work(*args)
+    except OperationalError:
+        raise
+    except Exception as exc:
+        raise ProjectionFailed(projection, event, exc) from exc

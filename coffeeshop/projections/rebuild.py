@@ -28,7 +28,7 @@ from coffeeshop.events.locking import lock_for_write
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import shadow, tracking
 from coffeeshop.projections.base import Projection
-from coffeeshop.projections.projector import ProjectionFailed, Projector
+from coffeeshop.projections.projector import Projector, run_handler
 from coffeeshop.projections.rows import RowBuffer
 
 log = logging.getLogger("coffeeshop.rebuild")
@@ -149,7 +149,7 @@ class Rebuilder:
                 if not events:
                     break
                 self._apply(projection, rows, events)
-                rows.flush()
+                run_handler(projection.name, None, rows.flush)
                 seq = events[-1].seq
                 applied += len(events)
             tracking.advance(conn, checkpoints, restaurant_id, seq, self._now())
@@ -200,6 +200,7 @@ class Rebuilder:
         after = min(plan.position for plan in plans)
         total = self._total()
         done = min(plan.applied for plan in plans)
+        self._progress(done, max(total, done))
         while True:
             events = self._store.read_all(after_id=after, limit=self._batch_size)
             if not events:
@@ -243,7 +244,7 @@ class Rebuilder:
                 checkpoints = plan.projection.checkpoints
                 for restaurant_id in touched:
                     _set_position(plan.rows, checkpoints, restaurant_id, plan, now)
-                plan.rows.flush()
+                run_handler(plan.name, None, plan.rows.flush)
                 if total is not None:
                     plan.position = max(plan.position, events[-1].id)
                 plan.applied += len(events) if total is not None else 0
@@ -294,15 +295,9 @@ class Rebuilder:
         return work, touched
 
     def _apply(self, projection: Projection, rows: RowBuffer, events: list[RecordedEvent]) -> None:
-        try:
-            projection.prefetch(rows, events)
-        except Exception as exc:
-            raise ProjectionFailed(projection.name, None, exc) from exc
+        run_handler(projection.name, None, projection.prefetch, rows, events)
         for event in events:
-            try:
-                projection.apply(rows, event)
-            except Exception as exc:
-                raise ProjectionFailed(projection.name, event, exc) from exc
+            run_handler(projection.name, event, projection.apply, rows, event)
 
     def _catch_up_live(self, projection: Projection, restaurant_id: str | None = None) -> None:
         projector = Projector(projection, self._engine, self._store, self._clock)

@@ -30,6 +30,7 @@ log = logging.getLogger("coffeeshop.verify")
 CHUNK = 2000
 MAX_PENDING = 100_000  # unmatched rows held while comparing one table; beyond, stop counting
 EXAMPLES = 5
+MAX_RESTAURANTS = 20
 
 
 @dataclass
@@ -41,12 +42,15 @@ class TableDrift:
     different: int = 0
     truncated: bool = False
     examples: list[str] = field(default_factory=list)
+    restaurants: set[str] = field(default_factory=set)
 
     @property
     def rows(self) -> int:
         return self.missing + self.unexpected + self.different
 
-    def note(self, example: str) -> None:
+    def note(self, row: dict[str, Any], example: str) -> None:
+        if len(self.restaurants) < MAX_RESTAURANTS:
+            self.restaurants.add(str(row["restaurant_id"]))
         if len(self.examples) < EXAMPLES:
             self.examples.append(example)
 
@@ -65,6 +69,12 @@ class VerifyResult:
     def clean(self) -> bool:
         return self.drift_rows == 0
 
+    @property
+    def restaurants(self) -> list[str]:
+        """Restaurants with drifting rows (up to a few dozen): candidates for
+        ``coffeeshop replay NAME --restaurant ID``."""
+        return sorted(set().union(*(table.restaurants for table in self.tables)))
+
     def summary(self) -> str:
         if self.clean:
             compared = sum(table.compared for table in self.tables)
@@ -81,6 +91,8 @@ class VerifyResult:
                 f"{table.different} different of {table.compared} compared{more}"
             )
             lines.extend(f"    {example}" for example in table.examples)
+        if self.restaurants:
+            lines.append(f"  restaurants affected: {', '.join(self.restaurants)}")
         return "\n".join(lines)
 
 
@@ -206,10 +218,10 @@ def _diff(
         if len(waiting_live) + len(waiting_rebuilt) > MAX_PENDING:
             drift.truncated = True
             break
-    for key in list(waiting_live)[:EXAMPLES]:
-        drift.note(f"unexpected {_show(keys, key)}")
-    for key in list(waiting_rebuilt)[:EXAMPLES]:
-        drift.note(f"missing {_show(keys, key)}")
+    for key, row in waiting_live.items():
+        drift.note(row, f"unexpected {_show(keys, key)}")
+    for key, row in waiting_rebuilt.items():
+        drift.note(row, f"missing {_show(keys, key)}")
     drift.unexpected += len(waiting_live)
     drift.missing += len(waiting_rebuilt)
     return drift
@@ -238,7 +250,7 @@ def _match(
             f"{c}: live={_short(live_row.get(c))} rebuilt={_short(rebuilt_row.get(c))}"
             for c in columns[:4]
         )
-        drift.note(f"different {_show(keys, key)}: {shown}")
+        drift.note(live_row, f"different {_show(keys, key)}: {shown}")
 
 
 def _show(keys: list[str], key: tuple[Any, ...]) -> str:

@@ -48,7 +48,7 @@ def read_menu(
     """The whole current menu: categories by sort order, each with its items (sold-out ones
     too, with ``is_available: false``); archived items and removed categories are gone."""
     await_position(container, caller, PROJECTION, min_position, response)
-    body = current_menu(container.engine, container.cache, caller.restaurant_id)
+    body = current_menu(container.reads, container.cache, caller.restaurant_id)
     stale = response.headers.get(STALE)
     headers = {STALE: stale} if stale else None
     return Response(content=body, media_type="application/json", headers=headers)
@@ -64,7 +64,7 @@ def read_categories(
 ) -> Page[CategoryView]:
     """The restaurant's categories by sort order, then name."""
     await_position(container, caller, PROJECTION, min_position, response)
-    return _paged(lambda: list_categories(container.engine, caller.restaurant_id, page))
+    return _paged(lambda: list_categories(container.reads, caller.restaurant_id, page))
 
 
 @router.get("/menu/items", tags=["menu"])
@@ -86,7 +86,7 @@ def read_items(
     filters = ItemFilters(
         category_id=str(category_id) if category_id else None, is_available=is_available, q=q
     )
-    return _paged(lambda: list_items(container.engine, caller.restaurant_id, filters, page))
+    return _paged(lambda: list_items(container.reads, caller.restaurant_id, filters, page))
 
 
 @router.get("/menu/items/{item_id}", tags=["menu"])
@@ -99,7 +99,7 @@ def read_item(
 ) -> MenuItemView:
     """One menu item, with ``ETag: "<version>"``; archived items are not found."""
     await_position(container, caller, PROJECTION, min_position, response)
-    item = get_item(container.engine, caller.restaurant_id, str(item_id))
+    item = get_item(container.reads, caller.restaurant_id, str(item_id))
     if item is None:
         raise ResourceNotFound("Menu item not found")
     response.headers["ETag"] = f'"{item.version}"'

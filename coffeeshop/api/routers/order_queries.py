@@ -54,7 +54,7 @@ def list_orders(
         )
     await_position(container, caller, orders_projection.NAME, min_position, response)
     try:
-        return queries.list_orders(container.engine, caller.restaurant_id, filters, page)
+        return queries.list_orders(container.reads, caller.restaurant_id, filters, page)
     except InvalidCursor as exc:
         raise _bad_cursor(exc) from exc
 
@@ -70,7 +70,7 @@ def get_order(
 ) -> OrderView:
     """One order with its lines, totals and timestamps; the ETag is its version."""
     await_position(container, caller, orders_projection.NAME, min_position, response)
-    order = queries.get_order(container.engine, caller.restaurant_id, str(order_id))
+    order = queries.get_order(container.reads, caller.restaurant_id, str(order_id))
     if order is None:
         raise _not_found(response)
     response.headers["ETag"] = f'"{order.version}"'
@@ -90,7 +90,7 @@ def get_order_history(
     """The order's events, oldest first, with who sent each and when (audit trail)."""
     await_position(container, caller, history_projection.NAME, min_position, response)
     try:
-        history = queries.order_history(container.engine, caller.restaurant_id, str(order_id), page)
+        history = queries.order_history(container.reads, caller.restaurant_id, str(order_id), page)
     except InvalidCursor as exc:
         raise _bad_cursor(exc) from exc
     if history is None:

@@ -39,7 +39,7 @@ def read_daily_report(
     the ten best-selling items and all 24 hours. A day without orders is all zeros."""
     local_day = _calendar_date(day)
     await_position(container, caller, PROJECTION, min_position, response)
-    return daily_report(container.engine, caller.restaurant_id, local_day)
+    return daily_report(container.reads, caller.restaurant_id, local_day)
 
 
 def _calendar_date(value: str) -> dt.date:
