@@ -26,6 +26,7 @@ from coffeeshop.api.routers import (
     identity,
     menu_commands,
     menu_queries,
+    metrics,
     order_commands,
     order_queries,
     reports,
@@ -90,6 +91,7 @@ def create_app(
         order_commands,
         order_queries,
         reports,
+        metrics,
     )
     for module in routers:
         app.include_router(module.router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -17,11 +18,14 @@ from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import build_demo
 from coffeeshop.api.logging import configure_logging
 from coffeeshop.api.progress import ProgressLine
+from coffeeshop.api.replay import ReplayFailed
+from coffeeshop.api.replay import replay as parallel_replay
 from coffeeshop.api.report import render_report
 from coffeeshop.api.runtime import build_projectors, projection_report, run_projectors, run_relay
 from coffeeshop.api.settings import Settings
 from coffeeshop.migrations.runner import upgrade
 from coffeeshop.projections import shadow
+from coffeeshop.projections.base import Projection
 from coffeeshop.projections.projector import ProjectionFailed, Projector
 from coffeeshop.projections.rebuild import DEFAULT_BATCH, Rebuilder
 from coffeeshop.projections.verify import Verifier
@@ -121,35 +125,29 @@ def replay(args: argparse.Namespace) -> int:
     configure_logging(settings)
     container = build_container(settings)
     chosen = [p.projection for p in _chosen(container, args.names)]
+    jobs = args.jobs or (1 if settings.uses_sqlite else os.cpu_count() or 1)
     progress = ProgressLine("replay", quiet=args.quiet)
-    rebuilder = Rebuilder(
-        container.engine,
-        container.store,
-        container.clock,
-        batch_size=args.batch_size,
-        progress=progress,
-    )
+    started = time.monotonic()
     try:
         with shadow.exclusive(container.engine, "rebuild"):
             if args.restaurant:
-                for projection in chosen:
-                    count = rebuilder.replay_restaurant(projection, args.restaurant)
-                    _say(
-                        args,
-                        f"{projection.name}: restaurant {args.restaurant} rebuilt "
-                        f"in place from {count:,} events",
-                    )
-                return 0
-            started = time.monotonic()
-            results = rebuilder.replay(chosen, restart=args.restart)
+                return _replay_restaurant(args, container, chosen)
+            results = parallel_replay(
+                settings,
+                [projection.name for projection in chosen],
+                jobs=jobs,
+                batch_size=args.batch_size,
+                restart=args.restart,
+                progress=progress,
+            )
     except shadow.Busy as exc:
         sys.exit(f"coffeeshop replay: {exc}")
-    except ProjectionFailed as exc:
+    except (ProjectionFailed, ReplayFailed) as exc:
         progress.close()
-        print(f"coffeeshop replay: {exc}", file=sys.stderr)
+        print(f"coffeeshop replay failed: {exc}", file=sys.stderr)
         print(
-            "the live tables were not touched; fix the cause and run replay again "
-            "(it resumes from the last committed batch)",
+            "live tables of a failed projection were not touched; fix the cause and run "
+            "replay again (it resumes from the last committed batch)",
             file=sys.stderr,
         )
         return 1
@@ -166,7 +164,27 @@ def replay(args: argparse.Namespace) -> int:
         )
     events = max((r.events for r in results), default=0)
     rate = events / elapsed if elapsed > 0 else 0.0
-    _say(args, f"replayed {events:,} events in {elapsed:.1f} s ({rate:,.0f} events/s)")
+    _say(
+        args,
+        f"replayed {events:,} events in {elapsed:.1f} s ({rate:,.0f} events/s, "
+        f"{min(jobs, len(chosen))} job(s))",
+    )
+    return 0
+
+
+def _replay_restaurant(
+    args: argparse.Namespace, container: Container, chosen: Sequence[Projection]
+) -> int:
+    rebuilder = Rebuilder(
+        container.engine, container.store, container.clock, batch_size=args.batch_size
+    )
+    for projection in chosen:
+        count = rebuilder.replay_restaurant(projection, args.restaurant)
+        _say(
+            args,
+            f"{projection.name}: restaurant {args.restaurant} rebuilt in place "
+            f"from {count:,} events",
+        )
     return 0
 
 
@@ -264,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--restaurant", metavar="ID", help="rebuild only this restaurant's rows, in place"
     )
     replay_cmd.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH, metavar="N")
+    replay_cmd.add_argument(
+        "--jobs",
+        type=_positive,
+        metavar="N",
+        help="parallel processes (default: one per CPU on MySQL, one on SQLite)",
+    )
     replay_cmd.add_argument(
         "--restart", action="store_true", help="discard an interrupted replay instead of resuming"
     )

@@ -8,6 +8,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from coffeeshop.api.settings import Settings
+from coffeeshop.events import jsonio
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -32,11 +33,18 @@ def make_engine(settings: Settings, database_url: str | None = None) -> Engine:
         # version after taking the restaurant's sequence lock and must not use an older snapshot.
         isolation_level="READ COMMITTED",
         connect_args=connect_args,
+        json_serializer=jsonio.dumps,
+        json_deserializer=jsonio.loads,
     )
 
 
 def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        json_serializer=jsonio.dumps,
+        json_deserializer=jsonio.loads,
+    )
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:

@@ -63,9 +63,13 @@ class RecordedEvent:
     data: dict[str, Any]
     metadata: dict[str, Any]
     recorded_at: datetime
+    decoded: list[DomainEvent] = field(default_factory=list, compare=False, repr=False)
+    """The payload as its class, once decoded (several projections read the same event)."""
 
     def decode(self, registry: EventRegistry) -> DomainEvent:
-        return registry.decode(self.type, self.schema_version, self.data)
+        if not self.decoded:
+            self.decoded.append(registry.decode(self.type, self.schema_version, self.data))
+        return self.decoded[0]
 
 
 @dataclass(frozen=True, slots=True)

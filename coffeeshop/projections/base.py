@@ -43,13 +43,15 @@ class Projection:
     """A read model. ``tables`` are its read tables; every one has a ``restaurant_id`` column,
     which is what lets a single tenant be rebuilt or compared on its own. ``prefetch`` may
     load, in a few queries, the rows a batch of events is about to touch. ``checkpoint``
-    defaults to the ``<name>_checkpoints`` table of the application's schema."""
+    defaults to the ``<name>_checkpoints`` table of the application's schema. ``weight`` is
+    the relative cost of rebuilding it, used to spread a replay over parallel jobs."""
 
     name: str
     tables: tuple[Table, ...]
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     prefetch: Prefetch = _no_prefetch
     checkpoint: Table | None = None
+    weight: int = 1
 
     @property
     def checkpoints(self) -> Table:

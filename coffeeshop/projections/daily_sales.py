@@ -109,7 +109,7 @@ def build(timezone_of: TimezoneOf) -> Projection:
         ev.OrderPaid.event_type: handlers.paid,
         ev.OrderCancelled.event_type: handlers.cancelled,
     }
-    return Projection(name=NAME, tables=TABLES, handlers=table)
+    return Projection(name=NAME, tables=TABLES, handlers=table, weight=2)
 
 
 class _Handlers:

@@ -53,7 +53,8 @@ order_history = Table(
 
 def build() -> Projection:
     handlers = {kind.event_type: _recorded for kind in ORDER_EVENTS}
-    return Projection(name=NAME, tables=(order_history,), handlers=handlers)
+    # One row per event: the heaviest to rebuild.
+    return Projection(name=NAME, tables=(order_history,), handlers=handlers, weight=3)
 
 
 def _recorded(rows: Rows, event: RecordedEvent) -> None:

@@ -99,7 +99,11 @@ def build() -> Projection:
         OrderCancelled.event_type: _cancelled,
     }
     return Projection(
-        name=NAME, tables=(orders, order_counters), handlers=handlers, prefetch=_prefetch
+        name=NAME,
+        tables=(orders, order_counters),
+        handlers=handlers,
+        prefetch=_prefetch,
+        weight=3,
     )
 
 

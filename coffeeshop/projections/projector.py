@@ -9,7 +9,6 @@ transaction. Catch-up does the same from the store alone, so the bus is only a f
 from __future__ import annotations
 
 import logging
-import traceback
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -103,9 +102,13 @@ class Projector:
         )
 
     def catch_up_restaurant(self, restaurant_id: str, up_to: int) -> int:
+        with self._guard():
+            return self._catch_up_restaurant(restaurant_id, up_to)
+
+    def _catch_up_restaurant(self, restaurant_id: str, up_to: int) -> int:
         applied = 0
         while True:
-            with self._guard(), self._engine.begin() as conn:
+            with self._engine.begin() as conn:
                 checkpoint = self._lock(conn, restaurant_id)
                 if checkpoint >= up_to:
                     return applied
@@ -192,9 +195,19 @@ class _FailureRecorder:
 
     def __exit__(self, kind: object, error: BaseException | None, _tb: object) -> None:
         if isinstance(error, ProjectionFailed):
+            self._salvage(error.event)
             log.error("%s", error, exc_info=error)
-            detail = "".join(traceback.format_exception_only(error)).strip()
-            self._projector.mark("failed", detail[:2000])
+            self._projector.mark("failed", str(error)[:2000])
+
+    def _salvage(self, poison: RecordedEvent | None) -> None:
+        """Apply the restaurant's events before the failing one (the failed transaction took
+        them down with it), so the projection stops exactly at the poison event."""
+        if poison is None or poison.seq <= 1:
+            return
+        try:
+            self._projector._catch_up_restaurant(poison.restaurant_id, poison.seq - 1)
+        except Exception:
+            log.warning("could not apply the events before %s", poison.event_id, exc_info=True)
 
 
 def run_handler(projection: str, event: RecordedEvent | None, work: Any, *args: Any) -> None:

@@ -186,6 +186,7 @@ class Rebuilder:
                     plan.position,
                 )
                 return plan
+        plan.rows = RowBuffer(self._connection, targets, capacity=self._rows_kept, fresh=True)
         with self._engine.begin() as conn:
             shadow.drop(conn, plan.copy_names)
             for table in projection.all_tables:

@@ -16,11 +16,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, delete, insert, select, tuple_
+from sqlalchemy import JSON, Connection, Table, bindparam, delete, insert, select, tuple_
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.sql.dml import Insert
+
+from coffeeshop.events import jsonio
 
 Row = Mapping[str, Any]
 Key = tuple[Any, ...]
@@ -59,6 +62,7 @@ class MissingRow(LookupError):
 
 # What the database holds for a key, as far as the buffer knows.
 _ABSENT, _PRESENT, _UNKNOWN = 0, 1, 2
+FORGET_LIMIT = 2_000_000  # evicted keys remembered in fresh mode before falling back to reads
 
 
 @dataclass(slots=True)
@@ -68,13 +72,46 @@ class _Entry:
     dirty: bool = False
 
 
+class _TableState:
+    """One table's rows in the buffer, and what it takes to read and write them."""
+
+    __slots__ = (
+        "columns",
+        "entries",
+        "evicted",
+        "json_columns",
+        "key_of",
+        "lookup",
+        "pk",
+        "target",
+    )
+
+    def __init__(self, table: Table, target: Table) -> None:
+        self.target = target
+        self.pk = tuple(column.name for column in table.primary_key.columns)
+        self.columns = tuple(column.name for column in table.columns)
+        self.json_columns = frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
+        self.entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self.evicted: set[int] = set()  # hash(key) of rows dropped from memory after a flush
+        if len(self.pk) == 1:
+            only = self.pk[0]
+            self.key_of: Callable[[Mapping[str, Any]], Key] = lambda values: (values[only],)
+        else:
+            self.key_of = itemgetter(*self.pk)  # a tuple, in C
+        self.lookup = select(target).where(
+            *(target.c[column] == bindparam(f"pk_{column}") for column in self.pk)
+        )
+
+
 class RowBuffer:
     """Buffered row access over one connection; see the module docstring.
 
     ``targets`` redirects tables (live -> shadow). ``capacity`` bounds how many clean rows
     are kept between flushes (least recently used go first); ``None`` keeps nothing after a
     flush, which is what the live projector wants, since other processes write the same
-    tables between its transactions.
+    tables between its transactions. ``fresh`` says the tables started empty and only this
+    buffer writes them (a rebuild's shadow): a key it never saw is known to be absent, so
+    looking it up costs no query (evicted keys are remembered, as hashes, to stay exact).
     """
 
     def __init__(
@@ -82,28 +119,30 @@ class RowBuffer:
         conn_of: Callable[[], Connection],
         targets: Mapping[Table, Table] | None = None,
         capacity: int | None = None,
+        *,
+        fresh: bool = False,
     ) -> None:
         self._conn_of = conn_of
         self._targets = dict(targets or {})
         self._capacity = capacity
-        self._entries: dict[Table, OrderedDict[Key, _Entry]] = {}
-        self._pk: dict[Table, tuple[str, ...]] = {}
-        self._columns: dict[Table, tuple[str, ...]] = {}
+        self._fresh = fresh
+        self._tables: dict[Table, _TableState] = {}
         self.statements = 0
 
     # -- the handler's side ------------------------------------------------------------------
 
     def get(self, table: Table, **key: Any) -> Row | None:
-        return self._entry(table, self._key(table, key)).row
+        state = self._state(table)
+        return self._entry(state, state.key_of(key)).row
 
     def insert(self, table: Table, row: Mapping[str, Any]) -> None:
-        key = self._key(table, row)
-        entries = self._table(table)
-        complete = {column: row.get(column) for column in self._columns[table]}
-        entry = entries.get(key)
+        state = self._state(table)
+        key = state.key_of(row)
+        complete = {column: row.get(column) for column in state.columns}
+        entry = state.entries.get(key)
         if entry is None:
             # Never read: assume absent. The flush's plain INSERT fails loudly if it is not.
-            entries[key] = _Entry(complete, _ABSENT, dirty=True)
+            state.entries[key] = _Entry(complete, _ABSENT, dirty=True)
             return
         if entry.row is not None:
             raise DuplicateRow(f"{table.name} already has a row for {key}")
@@ -111,7 +150,8 @@ class RowBuffer:
         entry.dirty = True
 
     def update(self, table: Table, key: Mapping[str, Any], **values: Any) -> Row:
-        entry = self._entry(table, self._key(table, key))
+        state = self._state(table)
+        entry = self._entry(state, state.key_of(key))
         if entry.row is None:
             raise MissingRow(f"{table.name} has no row for {tuple(key.values())}")
         entry.row = {**entry.row, **values}
@@ -119,11 +159,11 @@ class RowBuffer:
         return entry.row
 
     def delete(self, table: Table, **key: Any) -> None:
-        entries = self._table(table)
-        k = self._key(table, key)
-        entry = entries.get(k)
+        state = self._state(table)
+        k = state.key_of(key)
+        entry = state.entries.get(k)
         if entry is None:
-            entries[k] = _Entry(None, _UNKNOWN, dirty=True)
+            state.entries[k] = _Entry(None, _UNKNOWN, dirty=True)
         elif entry.row is not None:
             entry.row = None
             entry.dirty = True
@@ -151,50 +191,52 @@ class RowBuffer:
 
     def prefetch(self, table: Table, keys: Iterable[Mapping[str, Any]]) -> None:
         """Load many rows in one query (an optimisation: ``get`` would load them one by one)."""
-        entries = self._table(table)
-        wanted = {self._key(table, key) for key in keys} - entries.keys()
+        state = self._state(table)
+        wanted = {state.key_of(key) for key in keys} - state.entries.keys()
+        if self._fresh:
+            for key in [k for k in wanted if hash(k) not in state.evicted]:
+                state.entries[key] = _Entry(None, _ABSENT)
+                wanted.discard(key)
         if not wanted:
             return
-        columns = self._pk[table]
-        target = self._target(table)
         found: dict[Key, dict[str, Any]] = {}
         chunk = sorted(wanted)
         for start in range(0, len(chunk), 500):
             part = chunk[start : start + 500]
-            query = select(target).where(_key_in(target, columns, part))
+            query = select(state.target).where(_key_in(state.target, state.pk, part))
             self.statements += 1
             for loaded in self._conn_of().execute(query).mappings():
                 row = dict(loaded)
-                found[tuple(row[c] for c in columns)] = row
+                found[state.key_of(row)] = row
         for key in wanted:
             hit = found.get(key)
-            entries[key] = _Entry(hit, _PRESENT if hit is not None else _ABSENT)
+            state.entries[key] = _Entry(hit, _PRESENT if hit is not None else _ABSENT)
 
     def flush(self) -> int:
         """Write every change to the database in the caller's transaction; returns rows written."""
         conn = self._conn_of()
         written = 0
-        for table, entries in self._entries.items():
-            written += self._flush_table(conn, table, entries)
+        for state in self._tables.values():
+            written += self._flush_table(conn, state)
         self._trim()
         return written
 
     def clear(self) -> None:
         """Forget everything (after a rollback the held rows may not be what is stored)."""
-        self._entries.clear()
+        self._tables.clear()
+        self._fresh = False  # what was committed before is no longer known
 
     def __len__(self) -> int:
-        return sum(len(entries) for entries in self._entries.values())
+        return sum(len(state.entries) for state in self._tables.values())
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _flush_table(self, conn: Connection, table: Table, entries: dict[Key, _Entry]) -> int:
-        target = self._target(table)
-        columns = self._pk[table]
+    def _flush_table(self, conn: Connection, state: _TableState) -> int:
+        target, columns = state.target, state.pk
         deleted: list[Key] = []
         inserted: list[dict[str, Any]] = []
         replaced: list[dict[str, Any]] = []
-        for key, entry in entries.items():
+        for key, entry in state.entries.items():
             if not entry.dirty:
                 continue
             if entry.row is None:
@@ -213,7 +255,7 @@ class RowBuffer:
             conn.execute(delete(target).where(_key_in(target, columns, part)))
             self.statements += 1
         if inserted:
-            conn.execute(insert(target), inserted)
+            _insert_many(conn, state, inserted)
             self.statements += 1
         if replaced:
             conn.execute(_upsert(conn, target, columns), replaced)
@@ -222,47 +264,56 @@ class RowBuffer:
 
     def _trim(self) -> None:
         if self._capacity is None:
-            self._entries.clear()
+            self._tables.clear()
             return
         excess = len(self) - self._capacity
-        if excess <= 0:
-            return
-        for entries in self._entries.values():
+        for state in self._tables.values():
+            entries = state.entries
             while excess > 0 and entries:
-                entries.popitem(last=False)
+                key, entry = entries.popitem(last=False)
+                if entry.stored == _PRESENT and self._fresh:
+                    state.evicted.add(hash(key))
+                    if len(state.evicted) > FORGET_LIMIT:
+                        self._fresh = False  # bounded memory: look keys up from now on
                 excess -= 1
 
-    def _entry(self, table: Table, key: Key) -> _Entry:
-        entries = self._table(table)
+    def _entry(self, state: _TableState, key: Key) -> _Entry:
+        entries = state.entries
         entry = entries.get(key)
         if entry is not None:
             if self._capacity is not None:
                 entries.move_to_end(key)
             return entry
-        target = self._target(table)
-        condition = [
-            target.c[column] == value for column, value in zip(self._pk[table], key, strict=True)
-        ]
+        if self._fresh and hash(key) not in state.evicted:
+            entry = entries[key] = _Entry(None, _ABSENT)
+            return entry
         self.statements += 1
-        loaded = self._conn_of().execute(select(target).where(*condition)).mappings().first()
+        params = {f"pk_{column}": value for column, value in zip(state.pk, key, strict=True)}
+        loaded = self._conn_of().execute(state.lookup, params).mappings().first()
         entry = _Entry(dict(loaded), _PRESENT) if loaded is not None else _Entry(None, _ABSENT)
         entries[key] = entry
         return entry
 
-    def _table(self, table: Table) -> OrderedDict[Key, _Entry]:
-        entries = self._entries.get(table)
-        if entries is None:
-            entries = self._entries[table] = OrderedDict()
-            self._pk[table] = tuple(column.name for column in table.primary_key.columns)
-            self._columns[table] = tuple(column.name for column in table.columns)
-        return entries
+    def _state(self, table: Table) -> _TableState:
+        state = self._tables.get(table)
+        if state is None:
+            state = self._tables[table] = _TableState(table, self._targets.get(table, table))
+        return state
 
-    def _key(self, table: Table, values: Mapping[str, Any]) -> Key:
-        self._table(table)
-        return tuple(values[column] for column in self._pk[table])
 
-    def _target(self, table: Table) -> Table:
-        return self._targets.get(table, table)
+def _insert_many(conn: Connection, state: _TableState, rows: list[dict[str, Any]]) -> None:
+    """A plain multi-row INSERT. On MySQL/MariaDB the rows go straight to the driver (which
+    renders one multi-row statement), skipping SQLAlchemy's per-row parameter processing:
+    on a rebuild's millions of rows that costs as much as the driver itself."""
+    statement = insert(state.target)
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        conn.execute(statement, rows)
+        return
+    sql = str(statement.compile(dialect=conn.dialect, column_keys=list(state.columns)))
+    json = state.json_columns
+    if json:
+        rows = [{**row, **{n: jsonio.dumps(row[n]) for n in json}} for row in rows]
+    conn.exec_driver_sql(sql, rows)
 
 
 def _key_in(table: Table, columns: tuple[str, ...], keys: list[Key]) -> Any:

@@ -117,7 +117,7 @@ def exclusive(engine: Engine, purpose: str) -> Iterator[None]:
         with _file_lock(engine, purpose):
             yield
         return
-    name = f"coffeeshop.{purpose}"[:64]
+    name = f"coffeeshop.{engine.url.database}.{purpose}"[:64]  # named locks are server-wide
     with engine.connect() as conn:
         got = conn.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": name}).scalar()
         if got != 1:

@@ -100,11 +100,11 @@ def test_a_failing_handler_stops_the_projection_without_skipping(
     with pytest.raises(ProjectionFailed):
         projector.apply_batch(store.read_restaurant(restaurant))
 
-    # The failing batch rolled back as a whole: nothing at or after "poison" was applied.
-    assert applied_seqs(engine, projector.name, restaurant) == []
+    # It stops exactly before "poison" (seq 2): "ok" is applied, nothing at or after it.
+    assert applied_seqs(engine, projector.name, restaurant) == [1]
     with engine.connect() as conn:
         state, error = tracking.states(conn)[projector.name]
-        assert tracking.checkpoint_of(conn, projector.projection.checkpoints, restaurant) == 0
+        assert tracking.checkpoint_of(conn, projector.projection.checkpoints, restaurant) == 1
     assert state == "failed"
     assert error is not None
     assert "poison" in error

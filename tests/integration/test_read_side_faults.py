@@ -178,10 +178,14 @@ def test_failure_is_recorded_and_not_skipped() -> None:
         checkpoint=probe_checkpoints,
     )
     projector = Projector(broken, container.engine, container.store)
-    with pytest.raises(ProjectionFailed):
+    with pytest.raises(ProjectionFailed) as failure:
         projector.catch_up_restaurant(restaurant, container.store.head(restaurant))
+    poison = failure.value.event
+    assert poison is not None
+    assert poison.type == "OrderPlaced"
     with container.engine.connect() as conn:
         assert tracking.states(conn)["orders_broken_probe"][0] == "failed"
-        # Events before the failing one in that batch were not half-applied either.
-        assert tracking.checkpoint_of(conn, probe_checkpoints, restaurant) == 0
+        # It stops exactly before the failing event: what came before is applied (the
+        # failed transaction's work is redone), the failing event and the rest are not.
+        assert tracking.checkpoint_of(conn, probe_checkpoints, restaurant) == poison.seq - 1
     container.close()

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from coffeeshop.api.container import Container
 from coffeeshop.api.deps import ContainerDep
 from coffeeshop.api.errors import ServiceUnavailable
-from coffeeshop.api.runtime import projection_report
+from coffeeshop.api.runtime import ProjectionStatus, projection_report
 
 router = APIRouter(tags=["operations"])
 CHECK_TIMEOUT_S = 2.0
@@ -37,11 +37,20 @@ async def ready(container: ContainerDep) -> dict[str, Any]:
     if down:
         raise ServiceUnavailable(f"Not ready: {', '.join(down)} unavailable")
     report = await run_in_threadpool(projection_report, container)
-    projections = {
-        row.name: {"state": row.state, "lag_events": row.lag_events, "lag_seconds": row.lag_seconds}
-        for row in report
-    }
+    projections = {row.name: _projection(row) for row in report}
     return {"status": "ready", "database": database, "redis": redis, "projections": projections}
+
+
+def _projection(row: ProjectionStatus) -> dict[str, Any]:
+    """State and lag; a failed projection also says why (it stays stopped at that event)."""
+    body: dict[str, Any] = {
+        "state": row.state,
+        "lag_events": row.lag_events,
+        "lag_seconds": row.lag_seconds,
+    }
+    if row.state == "failed":
+        body["error"] = row.error
+    return body
 
 
 async def _check(probe: Any) -> str:
