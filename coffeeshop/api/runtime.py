@@ -17,12 +17,18 @@ from typing import Any
 
 from faststream.redis import RedisBroker, StreamSub
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from coffeeshop.api.container import Container
 from coffeeshop.events.bus import from_message, stream_name
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.memory_bus import InProcessBus
-from coffeeshop.events.redis_bus import RedisStreamsPublisher, decode_body, ensure_groups
+from coffeeshop.events.redis_bus import (
+    RedisStreamsPublisher,
+    decode_body,
+    ensure_groups,
+    forget_idle_consumers,
+)
 from coffeeshop.events.registry import registry
 from coffeeshop.events.relay import Relay
 from coffeeshop.projections import tracking
@@ -30,8 +36,10 @@ from coffeeshop.projections.catalog import build_projections
 from coffeeshop.projections.projector import ProjectionFailed, Projector
 
 log = logging.getLogger("coffeeshop.runtime")
+bus_log = logging.getLogger("coffeeshop.bus")  # FastStream's own lines, through our logging
 CATCH_UP_INTERVAL_S = 5.0
 BUS_BATCH = 500
+DEAD_CONSUMER_MS = 5 * 60 * 1000  # a live projector reads at least every second
 
 
 def build_projectors(container: Container, names: Sequence[str] = ()) -> list[Projector]:
@@ -127,7 +135,7 @@ async def run_relay(container: Container, stop: asyncio.Event) -> None:
     """The production relay: outbox -> Redis Streams."""
     settings = container.settings
     assert settings.redis_url is not None, "the relay needs REDIS_URL"
-    broker = RedisBroker(settings.redis_url)
+    broker = RedisBroker(settings.redis_url, logger=bus_log, log_level=logging.DEBUG)
     redis = Redis.from_url(settings.redis_url)
     await broker.connect()
     try:
@@ -146,54 +154,118 @@ async def run_projectors(
     projectors: Sequence[Projector] | None = None,
     catch_up_interval_s: float = CATCH_UP_INTERVAL_S,
 ) -> None:
-    """Production projectors: one consumer group per projection on every partition stream."""
+    """Production projectors: one consumer group per projection on every partition stream.
+
+    Every ``catch_up_interval_s`` the watcher recreates consumer groups Redis lost (flushed,
+    restarted empty) and restarts subscribers that stopped because of it, forgets consumers
+    of dead projector processes, and catches up from the store whatever the bus did not bring.
+    """
     settings = container.settings
     assert settings.redis_url is not None, "projectors need REDIS_URL"
     chosen = projectors if projectors is not None else build_projectors(container, names)
     runners = [ProjectorRunner(p) for p in chosen]
-    broker = RedisBroker(settings.redis_url)
     redis = Redis.from_url(settings.redis_url)
-    consumer = f"{socket.gethostname()}-{os.getpid()}"
-    groups = [runner.projector.name for runner in runners]
-    await ensure_groups(redis, groups, settings.bus_partitions)
-    for runner in runners:
-        for partition in range(settings.bus_partitions):
-            source = StreamSub(
-                stream_name(partition),
-                group=runner.projector.name,
-                consumer=consumer,
-                batch=True,
-                max_records=BUS_BATCH,
-                polling_interval=1000,
-            )
-            broker.subscriber(stream=source)(_consumer(runner))
-    for runner in runners:
-        await runner.start()
-    await broker.start()
+    bus = _Subscriptions(settings.redis_url, runners, settings.bus_partitions)
     try:
-        await _watch(runners, redis, settings.bus_partitions, stop, interval_s=catch_up_interval_s)
+        await _until_redis_answers(redis, bus.groups, settings.bus_partitions, stop)
+        for runner in runners:
+            await runner.start()
+        if not stop.is_set():
+            await bus.start()
+        await _watch(runners, redis, bus, stop, interval_s=catch_up_interval_s)
     finally:
-        await broker.stop()
+        await bus.stop()
         await redis.aclose()
+
+
+class _Subscriptions:
+    """The FastStream broker and its subscribers, which can be rebuilt: a subscriber whose
+    consumer group vanished stops for good (FastStream's StreamGroupNotFoundError)."""
+
+    def __init__(self, url: str, runners: Sequence[ProjectorRunner], partitions: int) -> None:
+        self._url = url
+        self._runners = runners
+        self.partitions = partitions
+        self._consumer = f"{socket.gethostname()}-{os.getpid()}"
+        self._broker: RedisBroker | None = None
+        self._subscribers: list[Any] = []
+        self.groups = [runner.projector.name for runner in runners]
+
+    async def start(self) -> None:
+        broker = RedisBroker(self._url, logger=bus_log, log_level=logging.DEBUG)
+        subscribers = []
+        for runner in self._runners:
+            for partition in range(self.partitions):
+                source = StreamSub(
+                    stream_name(partition),
+                    group=runner.projector.name,
+                    consumer=self._consumer,
+                    batch=True,
+                    max_records=BUS_BATCH,
+                    polling_interval=1000,
+                )
+                subscriber = broker.subscriber(stream=source)
+                subscriber(_consumer(runner))
+                subscribers.append(subscriber)
+        await broker.start()
+        self._broker, self._subscribers = broker, subscribers
+
+    @property
+    def healthy(self) -> bool:
+        return self._broker is not None and all(s.running for s in self._subscribers)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def stop(self) -> None:
+        if self._broker is not None:
+            broker, self._broker = self._broker, None
+            await broker.stop()
+
+
+async def _until_redis_answers(
+    redis: Redis, groups: Sequence[str], partitions: int, stop: asyncio.Event
+) -> None:
+    """Create the consumer groups, waiting for Redis if it is not up yet (it may start after
+    us); the store-based catch-up does not need it meanwhile."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await ensure_groups(redis, groups, partitions)
+            return
+        except (RedisError, OSError):
+            log.warning("Redis is not answering; retrying in %.1f s", delay)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, 10.0)
 
 
 async def _watch(
     runners: Sequence[ProjectorRunner],
     redis: Redis,
-    partitions: int,
+    bus: _Subscriptions,
     stop: asyncio.Event,
     *,
     interval_s: float,
 ) -> None:
-    """Recreate vanished consumer groups and catch up from the store, periodically."""
-    groups = [runner.projector.name for runner in runners]
+    """Keep the bus subscriptions alive and catch up from the store, periodically."""
     while not stop.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
+        if stop.is_set():
+            break
         try:
-            await ensure_groups(redis, groups, partitions)
+            created = await ensure_groups(redis, bus.groups, bus.partitions)
+            if created or not bus.healthy:
+                log.warning(
+                    "consumer groups were lost (Redis flushed or restarted); "
+                    "restarting the bus subscribers"
+                )
+                await bus.restart()
+            await forget_idle_consumers(redis, bus.groups, bus.partitions, DEAD_CONSUMER_MS)
         except Exception:
-            log.warning("could not ensure consumer groups; Redis unavailable?", exc_info=True)
+            log.warning("could not check the bus subscriptions; Redis unavailable?", exc_info=True)
         await _catch_up_all(runners)
 
 

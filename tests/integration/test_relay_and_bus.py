@@ -9,12 +9,16 @@ from collections.abc import Sequence
 
 import pytest
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import ResponseError
 from sqlalchemy import Engine, func, select
 
 from coffeeshop.api.container import build_container
 from coffeeshop.api.runtime import run_projectors, run_relay
+from coffeeshop.events.bus import partition_of
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.memory_bus import InProcessBus
+from coffeeshop.events.redis_bus import forget_idle_consumers
 from coffeeshop.events.registry import registry
 from coffeeshop.events.relay import Relay
 from coffeeshop.events.schema import outbox
@@ -28,6 +32,16 @@ from tests.integration.read_side_helpers import (
     logging_projection,
     metadata,
 )
+
+
+def _reading(redis: Redis, group: str, partitions: int) -> bool:
+    """Every partition's group has a consumer: a subscriber is reading it."""
+    try:
+        return all(
+            redis.xinfo_consumers(f"coffeeshop.events.{p}", group) for p in range(partitions)
+        )
+    except ResponseError:
+        return False
 
 
 def _outbox_rows(engine: Engine, restaurant_id: str) -> int:
@@ -97,6 +111,8 @@ def test_events_flow_through_redis_streams_and_survive_a_flush() -> None:
         logging_projection(container.engine, name), container.engine, container.store
     )
     restaurants = [str(uuid.uuid4()) for _ in range(4)]
+    while {partition_of(r, 2) for r in restaurants} != {0, 1}:  # traffic on both partitions
+        restaurants = [str(uuid.uuid4()) for _ in range(4)]
 
     async def scenario() -> None:
         stop = asyncio.Event()
@@ -117,6 +133,12 @@ def test_events_flow_through_redis_streams_and_survive_a_flush() -> None:
             for restaurant in restaurants:
                 await asyncio.to_thread(append_categories, container.store, restaurant, ["c"])
             await asyncio.to_thread(_wait_until, lambda: _all_applied(restaurants, 5))
+            # Not only catch-up: the subscribers were restarted and the bus delivers again
+            # (Redis creates a group's consumer when it first delivers to it).
+            for restaurant in restaurants:
+                await asyncio.to_thread(append_categories, container.store, restaurant, ["d"])
+            await asyncio.to_thread(_wait_until, lambda: _reading(redis, name, partitions=2))
+            await asyncio.to_thread(_wait_until, lambda: _all_applied(restaurants, 7))
         finally:
             stop.set()
             await asyncio.gather(*tasks)
@@ -132,4 +154,31 @@ def test_events_flow_through_redis_streams_and_survive_a_flush() -> None:
             assert tracking.states(conn)[name][0] == "live"
     finally:
         container.close()
+        redis.close()
+
+
+@pytest.mark.redis
+def test_consumers_of_dead_projectors_are_forgotten_with_their_pending_entries() -> None:
+    redis = Redis.from_url(REDIS_URL)
+    stream, group = "coffeeshop.events.0", f"g{uuid.uuid4().hex[:8]}"
+
+    async def forget(*idle_ms: int) -> list[int]:
+        client = AsyncRedis.from_url(REDIS_URL)
+        try:
+            return [await forget_idle_consumers(client, [group], 1, idle) for idle in idle_ms]
+        finally:
+            await client.aclose()
+
+    try:
+        redis.xgroup_create(stream, group, id="$", mkstream=True)
+        redis.xadd(stream, {"body": "x"})
+        redis.xreadgroup(group, "dead-projector", {stream: ">"}, count=10)  # never acked
+        assert redis.xpending(stream, group)["pending"] == 1
+
+        # Recently active: kept. Idle beyond the limit: forgotten with its pending entry.
+        assert asyncio.run(forget(60_000, 0)) == [0, 1]
+        assert redis.xinfo_consumers(stream, group) == []
+        assert redis.xpending(stream, group)["pending"] == 0
+    finally:
+        redis.xgroup_destroy(stream, group)
         redis.close()
