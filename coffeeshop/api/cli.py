@@ -216,7 +216,7 @@ def verify(args: argparse.Namespace) -> int:
     if drifting:
         print(
             f"drift in {', '.join(drifting)}: rebuild with `coffeeshop replay "
-            f"{' '.join(drifting)}` (see docs/runbook.md)",
+            f"{' '.join(drifting)}` (README: Operating the read side)",
             file=sys.stderr,
         )
         return 1

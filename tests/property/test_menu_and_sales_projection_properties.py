@@ -116,7 +116,8 @@ class Run:
     def pick(self, pool: dict[str, Aggregate], index: int | None) -> str | None:
         if index is None or not pool:
             return None
-        return sorted(pool)[index % len(pool)]
+        # Creation order, not the (random) ids: hypothesis must see the same run every time.
+        return list(pool)[index % len(pool)]
 
     def new_id(self) -> str:
         self.numbers += 1
