@@ -8,6 +8,7 @@ Redis is a `redis-server` of our own on a free port, without persistence.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -373,7 +374,7 @@ class Services:
         try:
             output, _ = process.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _kill_group(process)
             output, _ = process.communicate(timeout=10)
             raise TimeoutError(
                 f"`coffeeshop {' '.join(args)}` did not finish within {timeout_s:.0f} s:\n{output}"
@@ -386,8 +387,17 @@ class Services:
                 service.kill()
         for process in self._oneshots:
             if process.poll() is None:
-                process.kill()
+                _kill_group(process)
                 process.wait(10)
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """SIGKILL a one-shot command that is still running, with the helpers it started (a
+    `replay` runs its jobs in child processes): its process group, which is its own pid
+    (``start_new_session``), and the process itself should it have left that group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.kill()
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,13 @@ processes on MariaDB and a private Redis, while POS clients keep working over HT
 
 During the load the projector is killed with SIGKILL 5 times and the relay 3 times (each
 restarted after a short pause), Redis is flushed once and restarted (SHUTDOWN NOSAVE) once,
-on a seeded random schedule (``FAULT_SEED=<n>`` replays one; the seed, the plan and what
-actually happened are printed, and repeated in every failure message). Afterwards the read
-tables must equal what the event store implies, and ``coffeeshop verify`` must find no drift.
+and ``coffeeshop replay --all`` rebuilds every projection twice (shadow tables swapped in
+while the live projector keeps writing), on a seeded random schedule (``FAULT_SEED=<n>``
+replays one; the seed, the plan and what actually happened are printed, and repeated in
+every failure message). Meanwhile a reader per restaurant lists its orders every few tens of
+milliseconds: not one of those GETs may fail or come back empty, least of all during a swap.
+Afterwards the read tables must equal what the event store implies, ``coffeeshop verify``
+must find no drift, and the last projector must read every consumer group of the bus.
 
 Everything is bounded: the load stops after the last fault (and at most ``LOAD_CAP_S``), the
 catch-up wait, every HTTP request and every subprocess have timeouts, and every process is
@@ -43,8 +47,13 @@ from coffeeshop.events.orders import (
     OrderReady,
     OrderServed,
 )
+from coffeeshop.projections.orders import orders as orders_table
+from coffeeshop.projections.shadow import NEXT as SHADOW
+from coffeeshop.projections.shadow import OLD as SWAPPED_OUT
+from coffeeshop.projections.shadow import copy_name
 from tests.conftest import make_settings
 from tests.faults.conftest import (
+    CODE_ROOT,
     RedisServer,
     Service,
     Services,
@@ -73,6 +82,19 @@ REQUEST_TIMEOUT_S = 10.0
 ATTEMPTS = 5  # per command, with the same Idempotency-Key
 MIN_COMMANDS = 300
 MIN_ORDERS = 60
+# `coffeeshop replay --all` during the load, one after the other: first the operator's
+# default (parallel jobs, one per CPU, each swapping its projections in from a child process),
+# then in a single process (the other way a swap happens; quicker on a small store, too).
+REPLAY_COMMANDS = (
+    ["replay", "--all", "--quiet"],
+    ["replay", "--all", "--quiet", "--jobs", "1"],
+)
+REPLAYS = len(REPLAY_COMMANDS)
+REPLAY_TIMEOUT_S = 90.0
+READ_PAUSE_S = (0.02, 0.05)  # between two list GETs of one reader
+MIN_READS_PER_REPLAY = 20  # list GETs that must overlap each replay for it to mean anything
+SWAP_MARGIN_S = 0.5  # around the moment the orders shadow table was renamed into place
+BUS_CHECK_TIMEOUT_S = 15.0
 PASSWORD = "fault-test-password-0123"
 STATUS_AFTER = {
     OrderPlaced.event_type: "pending",
@@ -143,6 +165,57 @@ class LoadStats:
         )
 
 
+@dataclass(frozen=True)
+class Read:
+    """One GET of a restaurant's order list (times are time.monotonic())."""
+
+    restaurant: str
+    began: float
+    ended: float
+    status: int | None  # None: no HTTP answer
+    items: int | None  # orders on the page (200 only)
+    total: int | None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status != 200 or self.error is not None
+
+    @property
+    def empty(self) -> bool:
+        return self.items == 0
+
+    def overlaps(self, began: float, ended: float) -> bool:
+        return self.began < ended and self.ended > began
+
+
+@dataclass
+class ReplayRun:
+    """One `coffeeshop replay --all` (times are time.monotonic())."""
+
+    number: int
+    args: list[str]
+    began: float
+    ended: float | None = None
+    returncode: int | None = None
+    output: str = ""
+    # The orders shadow table was last seen at swap_after and gone at swap_before: the
+    # RENAME TABLE that swapped it in happened in between.
+    swap_after: float | None = None
+    swap_before: float | None = None
+    leftovers: list[str] = field(default_factory=list)  # shadow tables after it exited
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.ended is None else self.ended - self.began
+
+    @property
+    def swap_window(self) -> tuple[float, float] | None:
+        if self.swap_after is None or self.swap_before is None:
+            return None
+        return self.swap_after - SWAP_MARGIN_S, self.swap_before + SWAP_MARGIN_S
+
+
 @dataclass
 class Outcome:
     seed: int
@@ -151,6 +224,7 @@ class Outcome:
     stats: LoadStats
     kills: list[Kill] = field(default_factory=list)
     redis_faults: list[str] = field(default_factory=list)
+    redis_fault_pids: list[int] = field(default_factory=list)  # the projector each one hit
     problems: list[str] = field(default_factory=list)  # harness/thread errors, crashes
     unexpected_exits: list[str] = field(default_factory=list)
     final_stops: dict[str, int | None] = field(default_factory=dict)
@@ -163,6 +237,68 @@ class Outcome:
     durations: dict[str, float] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     logs: str = ""
+    replays: list[ReplayRun] = field(default_factory=list)
+    reads: list[Read] = field(default_factory=list)
+    bus_reading: bool | None = None  # the last projector read every group after traffic
+    bus_wait_s: float | None = None
+    bus_final: str = ""
+
+    def at(self, moment: float) -> str:
+        """A time.monotonic() moment on the timeline."""
+        return f"{moment - self.timeline.zero:.2f}s"
+
+    def reads_during(self, began: float, ended: float) -> list[Read]:
+        return [read for read in self.reads if read.overlaps(began, ended)]
+
+    def describe_replays(self) -> list[str]:
+        lines = []
+        for run in self.replays:
+            ended = "still running" if run.ended is None else self.at(run.ended)
+            seconds = "?" if run.seconds is None else f"{run.seconds:.1f}s"
+            window = run.swap_window
+            swap = (
+                "swap not observed"
+                if window is None or run.swap_after is None or run.swap_before is None
+                else f"orders swapped in between {self.at(run.swap_after)} and "
+                f"{self.at(run.swap_before)}, {len(self.reads_during(*window))} GETs within "
+                f"{SWAP_MARGIN_S}s of it"
+            )
+            during = (
+                "" if run.ended is None else f", {len(self.reads_during(run.began, run.ended))}"
+            )
+            lines.append(
+                f"replay {run.number} (coffeeshop {' '.join(run.args)}): "
+                f"{self.at(run.began)} .. {ended} ({seconds}), exit "
+                f"{run.returncode}{during} GETs during it; {swap}; shadow tables left: "
+                f"{run.leftovers}" + (f"\n{run.output.strip()}" if run.output.strip() else "")
+            )
+        return lines
+
+    def describe_reads(self) -> list[str]:
+        if not self.reads:
+            return ["no list GETs"]
+        by_shop = Counter(read.restaurant for read in self.reads)
+        failed = [read for read in self.reads if read.failed]
+        empty = [read for read in self.reads if read.empty]
+        slowest = max(self.reads, key=lambda read: read.ended - read.began)
+        # Orders are never deleted: a total below one seen before is the list going back in
+        # time (not asserted; a swapped-in rebuild may lag the live table by a few events).
+        rewinds = []
+        highest: dict[str, int] = {}
+        for read in sorted(self.reads, key=lambda read: read.ended):
+            if read.total is None:
+                continue
+            before = highest.get(read.restaurant, 0)
+            if read.total < before:
+                rewinds.append(f"{self.at(read.began)} {read.total} < {before}")
+            highest[read.restaurant] = max(before, read.total)
+        return [
+            f"{len(self.reads)} list GETs ({dict(by_shop)}), {len(failed)} failed, "
+            f"{len(empty)} empty; slowest {slowest.ended - slowest.began:.3f}s at "
+            f"{self.at(slowest.began)}; totals going back: {len(rewinds)} {rewinds[:10]}",
+            *(f"  failed at {self.at(r.began)}: {r.status} {r.error}" for r in failed[:10]),
+            *(f"  empty at {self.at(r.began)}: {r.restaurant} total {r.total}" for r in empty[:10]),
+        ]
 
     def summary(self) -> str:
         kills = "\n".join(
@@ -188,9 +324,16 @@ class Outcome:
                 f"graceful stops (return codes): {self.final_stops}",
                 f"caught up after {self.converged_after_s} s {self.not_converged}",
                 f"durations: { {k: round(v, 1) for k, v in self.durations.items()} }",
+                "replays:",
+                *(f"  {line}" for line in self.describe_replays()),
+                "reads:",
+                *(f"  {line}" for line in self.describe_reads()),
                 f"coffeeshop projections (exit {self.projections_exit}):",
                 self.projections_output,
-                f"bus afterwards: {self.bus_after}",
+                f"bus after the catch-up: {self.bus_after}",
+                f"bus after one more order per restaurant: every group read by the last "
+                f"projector: {self.bus_reading} (after {self.bus_wait_s} s); {self.bus_final}",
+                f"Redis faults hit projector pids {self.redis_fault_pids}",
             ]
         )
 
@@ -458,6 +601,74 @@ def open_restaurant(base_url: str, number: int) -> Restaurant:
         return Restaurant(signup.json()["restaurant_id"], token, keys, tables, categories, items)
 
 
+def listed(client: httpx.Client) -> int:
+    """How many orders the first page of the restaurant's list shows."""
+    response = client.get("/api/v1/orders", params={"limit": 20})
+    response.raise_for_status()
+    return len(response.json()["items"])
+
+
+class Readers:
+    """A back-office screen per restaurant: lists its orders every few tens of milliseconds,
+    with the owner's token, recording every GET (a failure is any answer but 200, or none)."""
+
+    def __init__(self, base_url: str, shops: list[Restaurant], seed: int) -> None:
+        self.base_url = base_url
+        self.stop = threading.Event()
+        self.reads: list[Read] = []
+        self._lock = threading.Lock()
+        self.threads = [
+            threading.Thread(
+                target=self.read, args=(shop, seed * 100 + 70 + n), name=f"reader-{n}", daemon=True
+            )
+            for n, shop in enumerate(shops)
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def join(self) -> list[Read]:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(REQUEST_TIMEOUT_S * 2)
+        with self._lock:
+            return sorted(self.reads, key=lambda read: read.began)
+
+    def read(self, shop: Restaurant, seed: int) -> None:
+        rng = random.Random(seed)
+        headers = {"Authorization": f"Bearer {shop.owner_token}"}
+        with httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=REQUEST_TIMEOUT_S
+        ) as client:
+            while not self.stop.is_set():
+                self._record(self._one(client, shop.restaurant_id))
+                self.stop.wait(rng.uniform(*READ_PAUSE_S))
+
+    def _one(self, client: httpx.Client, restaurant_id: str) -> Read:
+        began = time.monotonic()
+        try:
+            response = client.get("/api/v1/orders", params={"limit": 20})
+        except httpx.HTTPError as exc:
+            return Read(restaurant_id, began, time.monotonic(), None, None, None, repr(exc))
+        ended = time.monotonic()
+        if response.status_code != 200:
+            return Read(
+                restaurant_id, began, ended, response.status_code, None, None, response.text[:300]
+            )
+        try:
+            body = response.json()
+            return Read(restaurant_id, began, ended, 200, len(body["items"]), body["total"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return Read(
+                restaurant_id, began, ended, 200, None, None, f"{exc!r}: {response.text[:300]}"
+            )
+
+    def _record(self, read: Read) -> None:
+        with self._lock:
+            self.reads.append(read)
+
+
 # -- the faults --------------------------------------------------------------------------------
 
 
@@ -471,6 +682,7 @@ class Plan:
     projector: list[tuple[str, float, float]]  # ("starting" | "reading", offset, pause)
     relay: list[tuple[float, float, float]]  # (idle before, seconds after connecting, pause)
     redis: list[tuple[float, str, float]]  # (at, "flush" | "restart", pause while down)
+    replays: list[float]  # idle before each replay (the first: after the start of the load)
 
     @classmethod
     def draw(cls, seed: int) -> Plan:
@@ -494,7 +706,9 @@ class Plan:
             (first, kinds[0], rng.uniform(0.5, 2.0)),
             (second, kinds[1], rng.uniform(0.5, 2.0)),
         ]
-        return cls(projector, relay, redis_faults)
+        # Drawn last, so that a seed's kills and Redis faults are what they were before.
+        replays = [rng.uniform(1.0, 4.0)] + [rng.uniform(0.5, 2.0) for _ in range(REPLAYS - 1)]
+        return cls(projector, relay, redis_faults, replays)
 
     def describe(self) -> list[str]:
         after = {"starting": "connecting", "reading": "reading every group"}
@@ -514,11 +728,17 @@ class Plan:
                 f"{kind} at {at:.2f}s" + (f" (down {p:.2f}s)" if kind == "restart" else "")
                 for at, kind, p in self.redis
             ),
+            "replay --all: "
+            + ", ".join(
+                f"{idle:.2f}s after " + ("the start" if n == 0 else "the previous one finished")
+                for n, idle in enumerate(self.replays)
+            ),
         ]
 
 
 class Faults:
-    """Runs the plan: one thread for the projector, one for the relay, one for Redis.
+    """Runs the plan: one thread for the projector, one for the relay, one for Redis, one
+    for the replays (which run one after the other: a replay holds a named lock).
 
     Redis faults hit a projector that is up, never one that is starting (the ``startup``
     lock, held from a start until the projector reads every consumer group): a projector
@@ -535,8 +755,12 @@ class Faults:
         redis_server: RedisServer,
         outcome: Outcome,
         abort: threading.Event,
+        services: Services,
+        engine: Engine,
     ) -> None:
         self.plan = plan
+        self.services = services
+        self.engine = engine
         self.projector = projector
         self.relay = relay
         self.redis = redis_server
@@ -556,6 +780,7 @@ class Faults:
             threading.Thread(
                 target=self._guarded(self.redis_faults), name="redis-faults", daemon=True
             ),
+            threading.Thread(target=self._guarded(self.replays), name="replays", daemon=True),
         ]
 
     def start(self) -> None:
@@ -737,6 +962,81 @@ class Faults:
             self.redis.start()
             self.note(f"redis back on port {self.redis.port} after {pause:.2f}s")
         self.outcome.redis_faults.append(kind)
+        self.outcome.redis_fault_pids.append(self.projector.pid)
+
+    # -- replays -------------------------------------------------------------------------------
+
+    def replays(self) -> None:
+        for number, (idle, args) in enumerate(
+            zip(self.plan.replays, REPLAY_COMMANDS, strict=True), start=1
+        ):
+            self._sleep(idle)
+            self._replay(number, args)
+
+    def _replay(self, number: int, args: list[str]) -> None:
+        """`coffeeshop replay --all` to its end, while a watcher notes when the orders shadow
+        table disappears, i.e. when RENAME TABLE swapped it in."""
+        run = ReplayRun(number, args, time.monotonic())
+        self.outcome.replays.append(run)
+        self.note(f"replay {number}/{REPLAYS} started: coffeeshop {' '.join(args)}")
+        finished = threading.Event()
+        watcher = threading.Thread(
+            target=self._watch_swap, args=(run, finished), name="swap-watch", daemon=True
+        )
+        watcher.start()
+        try:
+            done = self.services.command(args, self.outcome.env, timeout_s=REPLAY_TIMEOUT_S)
+        finally:
+            run.ended = time.monotonic()
+            finished.set()
+            watcher.join(10)
+        run.returncode, run.output = done.returncode, done.stdout
+        run.leftovers = self._shadow_tables()
+        self.note(
+            f"replay {number}/{REPLAYS} finished: exit {run.returncode} after "
+            f"{run.seconds or 0:.1f}s"
+            + ("" if run.swap_before is None else f", orders swapped in at ~{self._at(run)}")
+        )
+
+    def _at(self, run: ReplayRun) -> str:
+        assert run.swap_after is not None
+        assert run.swap_before is not None
+        return self.outcome.at((run.swap_after + run.swap_before) / 2)
+
+    def _watch_swap(self, run: ReplayRun, finished: threading.Event) -> None:
+        shadow_of_orders = copy_name(orders_table, SHADOW)
+        try:
+            with self.engine.connect() as conn:
+                while True:
+                    checked = time.monotonic()
+                    present = bool(
+                        conn.execute(
+                            text(
+                                "SELECT COUNT(*) FROM information_schema.TABLES "
+                                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :name"
+                            ),
+                            {"name": shadow_of_orders},
+                        ).scalar_one()
+                    )
+                    conn.rollback()
+                    if present:
+                        run.swap_after, run.swap_before = checked, None
+                    elif run.swap_after is not None and run.swap_before is None:
+                        run.swap_before = checked
+                    if finished.wait(0.02):
+                        return
+        except Exception:
+            self.outcome.problems.append(f"watching the swap: {traceback.format_exc()}")
+
+    def _shadow_tables(self) -> list[str]:
+        with self.engine.connect() as conn:
+            names = conn.execute(
+                text(
+                    "SELECT TABLE_NAME FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = DATABASE()"
+                )
+            ).scalars()
+            return sorted(name for name in names if name.endswith((SHADOW, SWAPPED_OUT)))
 
 
 class Aborted(Exception):
@@ -753,9 +1053,26 @@ def _supervise(services: list[Service], outcome: Outcome) -> bool:
         exit_ = service.reap_unexpected()
         if exit_ is not None:
             crashed = True
-            outcome.unexpected_exits.append(f"{service.name}: {exit_}\n{service.tail()}")
+            outcome.unexpected_exits.append(
+                f"{service.name}: {exit_}\nour frames of its last traceback:\n"
+                f"{_our_frames(service)}\n{service.tail()}"
+            )
             outcome.timeline.note(f"{service.name} exited on its own: {exit_}")
     return crashed
+
+
+def _our_frames(service: Service) -> str:
+    """The project's own frames in the last traceback of the last incarnation's log (the
+    tail alone is mostly driver frames)."""
+    try:
+        log = service.log_path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    last = log.rsplit(f"=== {service.name} #{service.incarnations} ===", 1)[-1]
+    traceback_ = last.rsplit("Traceback (most recent call last):", 1)[-1]
+    ours = f'File "{CODE_ROOT / "coffeeshop"}/'
+    frames = [line.strip() for line in traceback_.splitlines() if line.strip().startswith(ours)]
+    return "\n".join(f"  {frame}" for frame in frames) or "  (none)"
 
 
 def _bus_health(server: RedisServer, projector: Service) -> str:
@@ -774,6 +1091,18 @@ def _bus_health(server: RedisServer, projector: Service) -> str:
         f"killed projectors remain with {sum(int(str(c['pending'])) for c in dead)} pending "
         f"entries; subscribers stopped for a vanished group (all incarnations): {stopped}"
     )
+
+
+def _place_one_more(load: Load, shop: Restaurant) -> None:
+    """One order at the first till, recorded like the POS clients' orders."""
+    with load.client({"X-API-Key": shop.pos_keys[0]}) as client:
+        item = shop.pick(random.Random(0), 1)
+        assert item, f"nothing on the menu of {shop.restaurant_id} is available"
+        body = {"items": [{"menu_item_id": item[0].item_id, "quantity": 1}]}
+        placed = load.command(client, "place", "POST", "/api/v1/orders", body)
+        assert placed is not None, f"could not place an order in {shop.restaurant_id}"
+        with load.stats.lock:
+            load.stats.placed[shop.restaurant_id].add(placed.json()["id"])
 
 
 def _ready_report(base_url: str) -> dict[str, Any]:
@@ -843,7 +1172,8 @@ def outcome(
         )
         for n, shop in enumerate(shops)
     ]
-    faults = Faults(plan, projector, relay, private_redis, result, abort)
+    faults = Faults(plan, projector, relay, private_redis, result, abort, services, scratch_engine)
+    readers = Readers(base_url, shops, seed)
     for worker in workers:
         worker.start()
     try:
@@ -853,12 +1183,21 @@ def outcome(
                 lambda: reads_every_group(client, projector.pid), STARTUP_TIMEOUT_S, "projector"
             )
         wait_until(lambda: connected_to(relay.pid, private_redis.port), STARTUP_TIMEOUT_S, "relay")
+        # From the moment each restaurant's list shows an order, it must never be empty again.
+        for shop in shops:
+            with httpx.Client(
+                base_url=base_url,
+                headers={"Authorization": f"Bearer {shop.owner_token}"},
+                timeout=REQUEST_TIMEOUT_S,
+            ) as client:
+                wait_until(lambda: listed(client) > 0, STARTUP_TIMEOUT_S, "an order listed")
     except BaseException:
         stop_load.set()
         raise
     result.durations["setup"] = time.monotonic() - began
     result.timeline.zero = time.monotonic()
     faults.start()
+    readers.start()
     try:
         while not abort.is_set():
             if _supervise(everyone, result):
@@ -876,6 +1215,7 @@ def outcome(
         faults.join(30)
         for worker in workers:
             worker.join(REQUEST_TIMEOUT_S * ATTEMPTS)
+        result.reads = readers.join()
     result.timeline.note(f"load stopped: {result.stats.describe()}")
     result.durations["load"] = time.monotonic() - result.timeline.zero
     _supervise(everyone, result)
@@ -901,6 +1241,31 @@ def outcome(
         result.not_converged = f"{exc}; last /health/ready projections: {result.ready_report}"
     result.durations["catch-up"] = time.monotonic() - settling
     result.bus_after = _bus_health(private_redis, projector)
+
+    # Does the last projector still read the bus? Its consumers appear on their first
+    # delivery: one more order per restaurant, then (bounded) every group must have one.
+    checking = time.monotonic()
+    for shop in shops:
+        _place_one_more(load, shop)
+    with private_redis.client() as redis_client:
+        try:
+            result.bus_wait_s = wait_until(
+                lambda: reads_every_group(redis_client, projector.pid),
+                BUS_CHECK_TIMEOUT_S,
+                "the last projector in every consumer group",
+            )
+            result.bus_reading = True
+        except TimeoutError:
+            result.bus_reading = False
+    result.bus_final = _bus_health(private_redis, projector)
+    result.timeline.note(f"after one more order each: {result.bus_final}")
+    if result.converged_after_s is not None:  # and those orders reached the read side
+        try:
+            wait_until(caught_up, CONVERGE_TIMEOUT_S, "catch-up after the last orders", 0.25)
+        except TimeoutError as exc:
+            result.converged_after_s = None
+            result.not_converged = f"{exc}; last /health/ready projections: {result.ready_report}"
+    result.durations["bus check"] = time.monotonic() - checking
     shown = services.command(["projections"], env, timeout_s=60)
     result.projections_output = shown.stdout
     result.projections_exit = shown.returncode
@@ -1012,3 +1377,46 @@ def test_verify_finds_no_drift_against_a_fresh_rebuild(
         )
     verified = services.command(["verify"], outcome.env, timeout_s=VERIFY_TIMEOUT_S)
     assert verified.returncode == 0, f"coffeeshop verify:\n{verified.stdout}\n{summary}"
+
+
+def test_every_replay_under_load_rebuilt_and_swapped_in(outcome: Outcome) -> None:
+    summary = outcome.summary()
+    print(*outcome.describe_replays(), sep="\n")
+    assert len(outcome.replays) == REPLAYS, summary
+    for run in outcome.replays:
+        assert run.returncode == 0, f"replay {run.number} failed\n{summary}"
+        assert run.swap_window is not None, f"replay {run.number}: no swap seen\n{summary}"
+        assert not run.leftovers, f"replay {run.number} left shadow tables\n{summary}"
+    for before, after in zip(outcome.replays, outcome.replays[1:], strict=False):
+        assert before.ended is not None, summary
+        assert before.ended <= after.began, summary
+
+
+def test_order_lists_never_failed_nor_came_back_empty_during_replays(outcome: Outcome) -> None:
+    summary = outcome.summary()
+    print(*outcome.describe_reads(), sep="\n")
+    reads = outcome.reads
+    # Every restaurant had orders listed before its reader started.
+    assert {read.restaurant for read in reads} == set(outcome.stats.placed), summary
+    failed = [read for read in reads if read.failed]
+    assert not failed, f"{len(failed)} list GETs failed\n{summary}"
+    empty = [read for read in reads if read.empty]
+    assert not empty, f"{len(empty)} list GETs came back empty\n{summary}"
+    for run in outcome.replays:
+        assert run.ended is not None, summary
+        during = outcome.reads_during(run.began, run.ended)
+        print(f"replay {run.number}: {len(during)} list GETs while it ran")
+        assert len(during) >= MIN_READS_PER_REPLAY, summary
+        window = run.swap_window
+        assert window is not None, summary
+        assert outcome.reads_during(*window), f"no list GET around swap {run.number}\n{summary}"
+
+
+def test_the_last_projector_reads_every_consumer_group(outcome: Outcome) -> None:
+    """After all the kills and Redis faults, the projector still reads the bus: a consumer
+    of its own in every group (those of killed projectors are only forgotten after 5 min)."""
+    restarts = [kill.restarted_pid for kill in outcome.kills if kill.service == "projector"]
+    last = restarts[-1] if restarts else None
+    lived_through = [pid for pid in outcome.redis_fault_pids if pid == last]
+    print(f"the last projector (pid {last}) lived through {len(lived_through)} Redis fault(s)")
+    assert outcome.bus_reading is True, outcome.summary()
