@@ -30,6 +30,8 @@ from coffeeshop.projections.projector import ProjectionFailed, Projector
 from coffeeshop.projections.rebuild import DEFAULT_BATCH, Rebuilder
 from coffeeshop.projections.verify import Verifier
 
+PARALLEL_FROM_EVENTS = 200_000
+
 
 def _settings() -> Settings:
     try:
@@ -125,7 +127,7 @@ def replay(args: argparse.Namespace) -> int:
     configure_logging(settings)
     container = build_container(settings)
     chosen = [p.projection for p in _chosen(container, args.names)]
-    jobs = args.jobs or (1 if settings.uses_sqlite else os.cpu_count() or 1)
+    jobs = args.jobs or _default_jobs(settings, container)
     progress = ProgressLine("replay", quiet=args.quiet)
     started = time.monotonic()
     try:
@@ -170,6 +172,14 @@ def replay(args: argparse.Namespace) -> int:
         f"{min(jobs, len(chosen))} job(s))",
     )
     return 0
+
+
+def _default_jobs(settings: Settings, container: Container) -> int:
+    """One process per CPU for a big store on MySQL; one otherwise (starting a job costs a
+    few seconds, and SQLite has a single writer anyway)."""
+    if settings.uses_sqlite or sum(container.store.heads().values()) < PARALLEL_FROM_EVENTS:
+        return 1
+    return os.cpu_count() or 1
 
 
 def _replay_restaurant(
@@ -286,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=_positive,
         metavar="N",
-        help="parallel processes (default: one per CPU on MySQL, one on SQLite)",
+        help="parallel processes (default: one per CPU on MySQL for 200k+ events, else one)",
     )
     replay_cmd.add_argument(
         "--restart", action="store_true", help="discard an interrupted replay instead of resuming"

@@ -76,8 +76,14 @@ class ProjectorRunner:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.projector.mark, "live")
-        with contextlib.suppress(ProjectionFailed):
+        try:
             await self.catch_up()
+        except ProjectionFailed:
+            pass  # recorded; the projection stays stopped until restarted
+        except Exception:
+            # A transient database error (e.g. a deadlock with the RENAME of a replay that
+            # swaps tables right now): the periodic catch-up tries again.
+            log.warning("start-up catch-up of %s failed; retrying later", self.projector.name)
 
 
 async def catch_up_forever(

@@ -12,10 +12,16 @@ from pathlib import Path
 import pytest
 from redis import Redis
 from sqlalchemy import Engine, MetaData
+from sqlalchemy.exc import OperationalError
 
 from coffeeshop.api.container import build_container
 from coffeeshop.api.db import make_engine
-from coffeeshop.api.runtime import build_projectors, run_projectors, run_relay
+from coffeeshop.api.runtime import (
+    ProjectorRunner,
+    build_projectors,
+    run_projectors,
+    run_relay,
+)
 from coffeeshop.commands.handling import CommandContext
 from coffeeshop.commands.models import (
     CategoryCreate,
@@ -189,3 +195,27 @@ def test_failure_is_recorded_and_not_skipped() -> None:
         # failed transaction's work is redone), the failing event and the rest are not.
         assert tracking.checkpoint_of(conn, probe_checkpoints, restaurant) == poison.seq - 1
     container.close()
+
+
+def test_a_transient_database_error_at_start_up_does_not_kill_the_projector(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A replay's RENAME can make a starting projector's catch-up the deadlock victim: the
+    projector must come up anyway and leave the work to the periodic catch-up."""
+    container = build_container(make_settings())
+    projector = build_projectors(container, ["orders"])[0]
+    calls = []
+
+    def deadlocked() -> int:
+        calls.append(1)
+        raise OperationalError("INSERT ...", {}, Exception("1213 Deadlock found"))
+
+    projector.catch_up = deadlocked  # type: ignore[method-assign]
+    runner = ProjectorRunner(projector)
+    try:
+        asyncio.run(runner.start())
+    finally:
+        container.close()
+    assert calls == [1]
+    assert not runner.failed
+    assert "start-up catch-up of orders failed; retrying later" in caplog.text
