@@ -1,10 +1,10 @@
 """`coffeeshop replay`, spread over parallel jobs.
 
 Rebuilding is CPU-bound in Python (decode events, run handlers, render rows), so a replay of
-several projections runs them in separate processes, grouped by weight so that each job
-gets about the same work. Every job reads the store itself and swaps its projections in as
-soon as they are done; they are independent, so one failing does not undo the others.
-Progress from every job is summed into one line.
+several projections runs them in parallel jobs, grouped by weight so that each job gets
+about the same work: the first job in this process, the others in child processes. Every job
+reads the store itself and swaps its projections in as soon as they are done; they are
+independent, so one failing does not undo the others. Progress is reported as one line.
 """
 
 from __future__ import annotations
@@ -59,18 +59,11 @@ def replay(
     container = build_container(settings)
     try:
         projections = [p.projection for p in build_projectors(container, names)]
-        groups = split(projections, jobs)
-        if len(groups) == 1:
-            rebuilder = Rebuilder(
-                container.engine,
-                container.store,
-                container.clock,
-                batch_size=batch_size,
-                progress=progress,
-            )
-            return rebuilder.replay(projections, restart=restart)
     finally:
         container.close()
+    groups = split(projections, jobs)
+    if len(groups) == 1:
+        return _rebuild(settings, groups[0], batch_size, restart, progress)
     return _in_processes(settings, groups, batch_size, restart, progress)
 
 
@@ -89,9 +82,12 @@ def _in_processes(
     restart: bool,
     progress: Progress,
 ) -> list[ReplayResult]:
+    """The first group runs here, the others in child processes (one process fewer: less
+    memory, no start-up cost for it); messages from the children are handled between our
+    own batches and after them."""
     context = multiprocessing.get_context("spawn")
     messages: Any = context.Queue()
-    jobs = [
+    jobs = [_Job(None)] + [
         _Job(
             context.Process(
                 target=_job,
@@ -100,31 +96,52 @@ def _in_processes(
             )
         )
         for index, group in enumerate(groups)
+        if index > 0
     ]
-    for job in jobs:
+    for job in jobs[1:]:
         job.process.start()
     results: list[ReplayResult] = []
     failures: list[str] = []
+
+    def handle(kind: str, index: int, payload: list[Any]) -> None:
+        job = jobs[index]
+        if kind == "progress":
+            job.done, job.total = payload
+            # Every job reads the whole store: the slowest one says how far the replay is.
+            progress(min(j.done for j in jobs), max(j.total for j in jobs))
+        elif kind == "done":
+            results.extend(payload[0])
+            job.finished = True
+        else:
+            failures.append(f"{'+'.join(groups[index])}: {payload[0]}")
+            job.finished = True
+
+    def drain() -> None:
+        while True:
+            try:
+                kind, index, *payload = messages.get_nowait()
+            except queue.Empty:
+                return
+            handle(kind, index, payload)
+
+    def own_progress(done: int, total: int) -> None:
+        handle("progress", 0, [done, total])
+        drain()
+
     try:
+        try:
+            handle("done", 0, [_rebuild(settings, groups[0], batch_size, restart, own_progress)])
+        except Exception as exc:
+            handle("failed", 0, [str(exc)])
         while not all(job.finished for job in jobs):
             try:
                 kind, index, *payload = messages.get(timeout=POLL_S)
             except queue.Empty:
                 _notice_deaths(jobs, groups, failures)
                 continue
-            job = jobs[index]
-            if kind == "progress":
-                job.done, job.total = payload
-                # Every job reads the whole store: the slowest one says how far the replay is.
-                progress(min(j.done for j in jobs), max(j.total for j in jobs))
-            elif kind == "done":
-                results.extend(payload[0])
-                job.finished = True
-            else:
-                failures.append(f"{'+'.join(groups[index])}: {payload[0]}")
-                job.finished = True
+            handle(kind, index, payload)
     finally:
-        for job in jobs:
+        for job in jobs[1:]:
             job.process.join(timeout=10)
             if job.process.is_alive():
                 job.process.terminate()
@@ -133,9 +150,27 @@ def _in_processes(
     return results
 
 
+def _rebuild(
+    settings: Settings, names: list[str], batch_size: int, restart: bool, progress: Progress
+) -> list[ReplayResult]:
+    container = build_container(settings)
+    try:
+        projections = [p.projection for p in build_projectors(container, names)]
+        rebuilder = Rebuilder(
+            container.engine,
+            container.store,
+            container.clock,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        return rebuilder.replay(projections, restart=restart)
+    finally:
+        container.close()
+
+
 def _notice_deaths(jobs: list[_Job], groups: list[list[str]], failures: list[str]) -> None:
     for index, job in enumerate(jobs):
-        if not job.finished and not job.process.is_alive():
+        if not job.finished and job.process is not None and not job.process.is_alive():
             job.finished = True
             failures.append(
                 f"{'+'.join(groups[index])}: the job died (exit code {job.process.exitcode})"
@@ -154,28 +189,16 @@ class _JobSpec:
 def _job(spec: _JobSpec, messages: Any) -> None:
     """One job, in its own process: rebuild its projections and report over ``messages``."""
     configure_logging(spec.settings)
-    container = build_container(spec.settings)
-    index = spec.index
     last = [0.0]
 
     def report(done: int, total: int) -> None:
         now = time.monotonic()
         if now - last[0] >= POLL_S or done >= total:
             last[0] = now
-            messages.put(("progress", index, done, total))
+            messages.put(("progress", spec.index, done, total))
 
     try:
-        projections = [p.projection for p in build_projectors(container, spec.names)]
-        rebuilder = Rebuilder(
-            container.engine,
-            container.store,
-            container.clock,
-            batch_size=spec.batch_size,
-            progress=report,
-        )
-        results = rebuilder.replay(projections, restart=spec.restart)
-        messages.put(("done", index, results))
+        results = _rebuild(spec.settings, spec.names, spec.batch_size, spec.restart, report)
+        messages.put(("done", spec.index, results))
     except Exception as exc:
-        messages.put(("failed", index, str(exc)))
-    finally:
-        container.close()
+        messages.put(("failed", spec.index, str(exc)))

@@ -34,7 +34,7 @@ from coffeeshop.projections.rows import RowBuffer
 log = logging.getLogger("coffeeshop.rebuild")
 
 DEFAULT_BATCH = 5000
-ROWS_KEPT = 40_000  # rows a projection keeps between batches (bounds memory, not correctness)
+ROWS_KEPT = 10_000  # rows a projection keeps between batches (bounds memory, not correctness)
 REPLAY, VERIFY = "replay", "verify"
 
 Progress = Callable[[int, int], None]
