@@ -185,6 +185,8 @@ def _default_jobs(settings: Settings, container: Container) -> int:
 def _replay_restaurant(
     args: argparse.Namespace, container: Container, chosen: Sequence[Projection]
 ) -> int:
+    if container.store.head(args.restaurant) == 0:
+        sys.exit(f"coffeeshop replay: restaurant {args.restaurant} has no events in the store")
     rebuilder = Rebuilder(
         container.engine, container.store, container.clock, batch_size=args.batch_size
     )

@@ -126,6 +126,8 @@ def test_replay_needs_names_or_all_and_knows_the_names(shop: Container) -> None:
         cli.main(["replay", "nope"])
     with pytest.raises(SystemExit):
         cli.main(["replay", "--all", "--batch-size", "0"])
+    with pytest.raises(SystemExit, match="restaurant nope has no events"):
+        cli.main(["replay", "orders", "--restaurant", "nope"])
 
 
 def test_metrics_expose_projection_state_lag_and_verify_drift(shop: Container) -> None:
