@@ -111,7 +111,6 @@ class Rebuilder:
         started = time.monotonic()
         plans = [self.prepare(p, REPLAY, shadow.NEXT, fresh=restart) for p in projections]
         resumed = {plan.name: plan.applied for plan in plans}
-        before = {plan.name: plan.applied for plan in plans}
         self.fill(plans)
         results = []
         for plan in plans:
@@ -124,7 +123,7 @@ class Rebuilder:
             results.append(
                 ReplayResult(
                     projection=plan.name,
-                    events=plan.applied - before[plan.name],
+                    events=plan.applied - resumed[plan.name],
                     seconds=time.monotonic() - started,
                     resumed_from=resumed[plan.name],
                 )
@@ -246,9 +245,9 @@ class Rebuilder:
                 for restaurant_id in touched:
                     _set_position(plan.rows, checkpoints, restaurant_id, plan, now)
                 run_handler(plan.name, None, plan.rows.flush)
-                if total is not None:
+                if total is not None:  # the keyset pass (not a per-restaurant catch-up)
                     plan.position = max(plan.position, events[-1].id)
-                plan.applied += len(events) if total is not None else 0
+                    plan.applied += len(events)
                 tracking.record_rebuild(
                     conn,
                     plan.name,
