@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, delete, insert, select, update
@@ -17,16 +16,16 @@ from coffeeshop.api.container import Container, build_container
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import shadow, tracking
-from coffeeshop.projections.base import Projection
 from coffeeshop.projections.order_history import order_history
 from coffeeshop.projections.orders import orders
 from coffeeshop.projections.rebuild import Rebuilder
-from coffeeshop.projections.rows import Rows
 from coffeeshop.projections.verify import Verifier
 from coffeeshop.queries.orders import OrderFilters, list_orders
 from coffeeshop.queries.pagination import PageRequest
 from tests.conftest import make_settings
 from tests.integration.rebuild_helpers import (
+    Crash,
+    crashing,
     leftover_copies,
     project_live,
     projections,
@@ -42,27 +41,6 @@ def shop(own_database_url: str) -> Iterator[Container]:
     container = build_container(make_settings(database_url=own_database_url, redis_url=None))
     yield container
     container.close()
-
-
-class Crash(BaseException):
-    """Stands in for kill -9: nothing after it runs, the open transaction is lost."""
-
-
-def crashing(projection: Projection, after: int) -> Projection:
-    applied = 0
-
-    def wrap(handler: Any) -> Any:
-        def run(rows: Rows, event: RecordedEvent) -> None:
-            nonlocal applied
-            applied += 1
-            if applied > after:
-                raise Crash
-            handler(rows, event)
-
-        return run
-
-    handlers = {name: wrap(handler) for name, handler in projection.handlers.items()}
-    return Projection(projection.name, projection.tables, handlers, projection.prefetch)
 
 
 # -- replay ------------------------------------------------------------------------------------
@@ -228,7 +206,8 @@ def test_verify_finds_missing_unexpected_and_different_rows(shop: Container) -> 
                 .order_by(orders.c.order_id)
             ).scalars()
         )
-        conn.execute(update(orders).where(orders.c.order_id == ids[0]).values(status="ready"))
+        # A value no order can have: the corruption must differ whatever the order's status.
+        conn.execute(update(orders).where(orders.c.order_id == ids[0]).values(status="lost"))
         extra = dict(
             conn.execute(select(orders).where(orders.c.order_id == ids[1])).mappings().one()
         )
@@ -241,7 +220,7 @@ def test_verify_finds_missing_unexpected_and_different_rows(shop: Container) -> 
     assert (table.missing, table.unexpected, table.different) == (1, 1, 1)
     assert result.drift_rows == 3
     summary = result.summary()
-    assert f"different order_id={ids[0]}: status: live='ready'" in summary
+    assert f"different order_id={ids[0]}: status: live='lost'" in summary
     assert f"missing order_id={ids[1]}" in summary
     with shop.engine.connect() as conn:
         recorded = tracking.verifications(conn)["orders"]
