@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from coffeeshop.api.container import Container
 from coffeeshop.api.runtime import projection_report
+from coffeeshop.events.clock import as_utc
 
 log = logging.getLogger("coffeeshop.metrics")
 STATES = ("live", "rebuilding", "failed", "idle")
@@ -72,11 +72,5 @@ class ProjectionCollector(Collector):
                 rebuild.add_metric([row.name], min(share, 1.0))
             if row.verification is not None:
                 drift.add_metric([row.name], float(row.verification.drift_rows))
-                moment = row.verification.verified_at
-                verified.add_metric([row.name], _unix(moment))
+                verified.add_metric([row.name], as_utc(row.verification.verified_at).timestamp())
         yield from (state, lag_events, lag_seconds, rebuild, drift, verified)
-
-
-def _unix(moment: datetime) -> float:
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return aware.timestamp()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from coffeeshop.api.runtime import ProjectionStatus
+from coffeeshop.events.clock import as_utc
 
 HEADERS = ("projection", "state", "checkpoint", "head", "lag", "lag (s)", "last verify")
 
@@ -63,8 +64,7 @@ def _verification(row: ProjectionStatus, now: datetime) -> str:
 
 
 def _ago(moment: datetime, now: datetime) -> str:
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    seconds = max(0, int((now - aware).total_seconds()))
+    seconds = max(0, int((now - as_utc(moment)).total_seconds()))
     if seconds < 90:
         return f"{seconds}s ago"
     if seconds < 90 * 60:

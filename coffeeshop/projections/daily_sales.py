@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 
 from coffeeshop.events import orders as ev
+from coffeeshop.events.clock import as_utc
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.schema import Uuid
 from coffeeshop.projections.base import Handler, Projection, decode
@@ -123,8 +124,7 @@ class _Handlers:
         except (ZoneInfoNotFoundError, ValueError):
             log.warning("unknown time zone %r of restaurant %s; using UTC", name, restaurant_id)
             zone = ZoneInfo("UTC")
-        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-        return aware.astimezone(zone)
+        return as_utc(moment).astimezone(zone)
 
     def placed(self, rows: Rows, event: RecordedEvent) -> None:
         placed = decode(event, ev.OrderPlaced)

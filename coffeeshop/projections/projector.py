@@ -21,7 +21,7 @@ from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import tracking
 from coffeeshop.projections.base import Projection
-from coffeeshop.projections.rows import RowBuffer
+from coffeeshop.projections.rows import RowBuffer, Rows
 
 log = logging.getLogger("coffeeshop.projector")
 
@@ -163,18 +163,11 @@ class Projector:
         """Apply each restaurant's events (in seq order, just after its checkpoint, which the
         caller holds locked) and advance the checkpoints, all in ``conn``'s transaction."""
         rows = RowBuffer(lambda: conn, self._targets)
-        everything = [event for _, events in work for event in events]
-        self._run(None, self.projection.prefetch, rows, everything)
-        for _, events in work:
-            for event in events:
-                self._run(event, self.projection.apply, rows, event)
-        self._run(None, rows.flush)
+        apply_events(self.projection, rows, [event for _, events in work for event in events])
+        run_handler(self.name, None, rows.flush)
         now = naive_utc(self._clock())
         for restaurant_id, events in work:
             tracking.advance(conn, self._checkpoints, restaurant_id, events[-1].seq, now)
-
-    def _run(self, event: RecordedEvent | None, work: Any, *args: Any) -> None:
-        run_handler(self.name, event, work, *args)
 
     def _guard(self) -> _FailureRecorder:
         return _FailureRecorder(self)
@@ -220,3 +213,10 @@ def run_handler(projection: str, event: RecordedEvent | None, work: Any, *args: 
         raise
     except Exception as exc:
         raise ProjectionFailed(projection, event, exc) from exc
+
+
+def apply_events(projection: Projection, rows: Rows, events: Sequence[RecordedEvent]) -> None:
+    """Prefetch, then run each event's handler in order: what live, rebuild and verify share."""
+    run_handler(projection.name, None, projection.prefetch, rows, events)
+    for event in events:
+        run_handler(projection.name, event, projection.apply, rows, event)

@@ -28,7 +28,7 @@ from coffeeshop.events.locking import lock_for_write
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import shadow, tracking
 from coffeeshop.projections.base import Projection
-from coffeeshop.projections.projector import Projector, run_handler
+from coffeeshop.projections.projector import Projector, apply_events, run_handler
 from coffeeshop.projections.rows import RowBuffer
 
 log = logging.getLogger("coffeeshop.rebuild")
@@ -147,7 +147,7 @@ class Rebuilder:
                 )
                 if not events:
                     break
-                self._apply(projection, rows, events)
+                apply_events(projection, rows, events)
                 run_handler(projection.name, None, rows.flush)
                 seq = events[-1].seq
                 applied += len(events)
@@ -239,7 +239,7 @@ class Rebuilder:
             try:
                 work, touched = self._ordered(plan, events)
                 if work:
-                    self._apply(plan.projection, plan.rows, work)
+                    apply_events(plan.projection, plan.rows, work)
                 now = self._now()
                 checkpoints = plan.projection.checkpoints
                 for restaurant_id in touched:
@@ -293,11 +293,6 @@ class Rebuilder:
             plan.positions[restaurant_id] = event.seq
             touched.add(restaurant_id)
         return work, touched
-
-    def _apply(self, projection: Projection, rows: RowBuffer, events: list[RecordedEvent]) -> None:
-        run_handler(projection.name, None, projection.prefetch, rows, events)
-        for event in events:
-            run_handler(projection.name, event, projection.apply, rows, event)
 
     def _catch_up_live(self, projection: Projection, restaurant_id: str | None = None) -> None:
         projector = Projector(projection, self._engine, self._store, self._clock)

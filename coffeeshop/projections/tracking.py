@@ -116,14 +116,18 @@ def advance(conn: Connection, table: Table, restaurant_id: str, seq: int, now: d
     )
 
 
+def _checkpoints(projection: str | Table) -> Table:
+    return projection if isinstance(projection, Table) else checkpoint_table(projection)
+
+
 def checkpoint_of(conn: Connection, projection: str | Table, restaurant_id: str) -> int:
-    table = projection if isinstance(projection, Table) else checkpoint_table(projection)
+    table = _checkpoints(projection)
     seq = conn.execute(select(table.c.seq).where(table.c.restaurant_id == restaurant_id)).scalar()
     return int(seq or 0)
 
 
 def all_checkpoints(conn: Connection, projection: str | Table) -> dict[str, int]:
-    table = projection if isinstance(projection, Table) else checkpoint_table(projection)
+    table = _checkpoints(projection)
     rows = conn.execute(select(table.c.restaurant_id, table.c.seq)).all()
     return {row.restaurant_id: int(row.seq) for row in rows}
 

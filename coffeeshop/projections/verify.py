@@ -198,17 +198,14 @@ def _diff(
     live_rows, rebuilt_rows = _rows(live, table, restaurants), _rows(scratch, copy, restaurants)
     live_done = rebuilt_done = False
 
-    def take(rows: Iterator[dict[str, Any]]) -> dict[str, Any] | None:
-        return next(rows, None)
-
     while not (live_done and rebuilt_done):
         for _ in range(CHUNK):
-            row = None if live_done else take(live_rows)
+            row = None if live_done else next(live_rows, None)
             if row is None:
                 live_done = True
             else:
                 _match(drift, keys, row, waiting_live, waiting_rebuilt, live_side=True)
-            row = None if rebuilt_done else take(rebuilt_rows)
+            row = None if rebuilt_done else next(rebuilt_rows, None)
             if row is None:
                 rebuilt_done = True
             else:

@@ -20,7 +20,9 @@ from coffeeshop.commands.models import (
     OrderItemCreate,
     PaymentCreate,
 )
-from coffeeshop.projections.base import Projection
+from coffeeshop.events.envelope import RecordedEvent
+from coffeeshop.projections.base import Handler, Projection
+from coffeeshop.projections.rows import Rows
 
 
 def trade(
@@ -65,6 +67,28 @@ def trade(
             payment = PaymentCreate(method=rng.choice(["cash", "card"]), amount_cents=total)
             commands.pay(ctx, order_id, payment)
     return restaurant
+
+
+class Crash(BaseException):
+    """Stands in for kill -9: nothing after it runs, the open transaction is lost."""
+
+
+def crashing(projection: Projection, after: int) -> Projection:
+    """``projection`` whose handlers raise Crash once ``after`` events have been applied."""
+    applied = 0
+
+    def wrap(handler: Handler) -> Handler:
+        def run(rows: Rows, event: RecordedEvent) -> None:
+            nonlocal applied
+            applied += 1
+            if applied > after:
+                raise Crash
+            handler(rows, event)
+
+        return run
+
+    handlers = {name: wrap(handler) for name, handler in projection.handlers.items()}
+    return Projection(projection.name, projection.tables, handlers, projection.prefetch)
 
 
 def project_live(container: Container) -> None:

@@ -42,29 +42,9 @@ from coffeeshop.queries.orders import OrderFilters, get_order, list_orders
 from coffeeshop.queries.pagination import PageRequest
 from coffeeshop.queries.reports import daily_report
 from tests.conftest import REDIS_URL, make_settings
+from tests.integration.rebuild_helpers import Crash, crashing
 
 pytestmark = pytest.mark.usefixtures("mysql_engine")
-
-
-class Crash(BaseException):
-    """Stands in for SIGKILL: nothing after it runs, the open transaction is lost."""
-
-
-def _crashing(projection: Projection, after: int) -> Projection:
-    applied = 0
-
-    def wrap(handler):  # type: ignore[no-untyped-def]
-        def run(rows: Rows, event: RecordedEvent) -> None:
-            nonlocal applied
-            applied += 1
-            if applied > after:
-                raise Crash
-            handler(rows, event)
-
-        return run
-
-    handlers = {name: wrap(handler) for name, handler in projection.handlers.items()}
-    return Projection(projection.name, projection.tables, handlers, projection.prefetch)
 
 
 def _shop(container, restaurant_id: str, orders: int) -> list[str]:  # type: ignore[no-untyped-def]
@@ -115,7 +95,7 @@ def test_a_killed_projector_and_a_flushed_redis_converge_to_a_clean_rebuild(
     # The projector dies half way through a batch: its transaction never commits.
     for projector in build_projectors(container):
         doomed = Projector(
-            _crashing(projector.projection, after=1), container.engine, container.store
+            crashing(projector.projection, after=1), container.engine, container.store
         )
         with pytest.raises(Crash):
             doomed.catch_up_restaurant(restaurant, container.store.head(restaurant))
