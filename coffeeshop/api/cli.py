@@ -148,8 +148,8 @@ def replay(args: argparse.Namespace) -> int:
         progress.close()
         print(f"coffeeshop replay failed: {exc}", file=sys.stderr)
         print(
-            "live tables of a failed projection were not touched; fix the cause and run "
-            "replay again (it resumes from the last committed batch)",
+            "nothing was swapped in and live tables were not touched; fix the cause and "
+            "run replay again (it resumes from the last committed batch)",
             file=sys.stderr,
         )
         return 1
@@ -168,8 +168,7 @@ def replay(args: argparse.Namespace) -> int:
     rate = events / elapsed if elapsed > 0 else 0.0
     _say(
         args,
-        f"replayed {events:,} events in {elapsed:.1f} s ({rate:,.0f} events/s, "
-        f"{min(jobs, len(chosen))} job(s))",
+        f"replayed {events:,} events in {elapsed:.1f} s ({rate:,.0f} events/s, {jobs} job(s))",
     )
     return 0
 

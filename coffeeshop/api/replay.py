@@ -1,10 +1,12 @@
 """`coffeeshop replay`, spread over parallel jobs.
 
-Rebuilding is CPU-bound in Python (decode events, run handlers, render rows), so a replay of
-several projections runs them in parallel jobs, grouped by weight so that each job gets
-about the same work: the first job in this process, the others in child processes. Every job
-reads the store itself and swaps its projections in as soon as they are done; they are
-independent, so one failing does not undo the others. Progress is reported as one line.
+Rebuilding is CPU-bound in Python (decode events, run handlers, format rows), so a replay
+splits the *restaurants* into as many partitions as jobs. Every job reads only its
+restaurants' events, once, and feeds every chosen projection with them, writing into the
+shared shadow tables: no event is read or decoded twice, and the jobs never share a row
+(every read-model row belongs to one restaurant). The first job runs in this process, the
+others in child processes. When all are done, this process brings the shadows to the store
+heads, swaps them in and lets the live projections catch up. Progress is one line.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from coffeeshop.api.container import build_container
+from coffeeshop.api.db import make_engine
 from coffeeshop.api.logging import configure_logging
 from coffeeshop.api.runtime import build_projectors
 from coffeeshop.api.settings import Settings
+from coffeeshop.events.partition import WHOLE, Partition
 from coffeeshop.projections.base import Projection
 from coffeeshop.projections.rebuild import Progress, Rebuilder, ReplayResult
 
@@ -27,24 +32,11 @@ POLL_S = 0.2
 
 
 class ReplayFailed(RuntimeError):
-    """One or more jobs failed; the others' projections were rebuilt and swapped in."""
+    """One or more jobs failed: nothing was swapped in, and the next run resumes."""
 
-    def __init__(self, failures: list[str], results: list[ReplayResult]) -> None:
+    def __init__(self, failures: list[str]) -> None:
         super().__init__("; ".join(failures))
         self.failures = failures
-        self.results = results
-
-
-def split(projections: Sequence[Projection], jobs: int) -> list[list[str]]:
-    """Projection names in at most ``jobs`` groups of similar total weight (heaviest first,
-    each into the lightest group so far)."""
-    groups: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(projections))))]
-    loads = [0] * len(groups)
-    for projection in sorted(projections, key=lambda p: -p.weight):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(projection.name)
-        loads[lightest] += projection.weight
-    return [group for group in groups if group]
 
 
 def replay(
@@ -56,15 +48,42 @@ def replay(
     restart: bool,
     progress: Progress,
 ) -> list[ReplayResult]:
+    started = time.monotonic()
+    parts = Partition.all(max(1, jobs))
+    with _bulk_rebuilder(settings, names, batch_size, progress) as (rebuilder, projections):
+        resumed = rebuilder.begin(projections, restart=restart, parts=parts)
+        if len(parts) == 1:
+            rebuilder.fill_part(projections, WHOLE)
+        else:
+            _in_processes(
+                settings,
+                names,
+                parts,
+                batch_size=batch_size,
+                progress=progress,
+                run_first=lambda part, report: rebuilder.fill_part(projections, part, report),
+            )
+        return rebuilder.complete(projections, resumed, started)
+
+
+@contextmanager
+def _bulk_rebuilder(
+    settings: Settings, names: Sequence[str], batch_size: int, progress: Progress
+) -> Iterator[tuple[Rebuilder, list[Projection]]]:
+    """A Rebuilder on an engine of its own that may bulk-load (LOAD DATA LOCAL INFILE)."""
     container = build_container(settings)
+    engine = make_engine(settings, bulk_load=True)
     try:
         projections = [p.projection for p in build_projectors(container, names)]
+        yield (
+            Rebuilder(
+                engine, container.store, container.clock, batch_size=batch_size, progress=progress
+            ),
+            projections,
+        )
     finally:
+        engine.dispose()
         container.close()
-    groups = split(projections, jobs)
-    if len(groups) == 1:
-        return _rebuild(settings, groups[0], batch_size, restart, progress)
-    return _in_processes(settings, groups, batch_size, restart, progress)
 
 
 @dataclass
@@ -77,43 +96,41 @@ class _Job:
 
 def _in_processes(
     settings: Settings,
-    groups: list[list[str]],
+    names: Sequence[str],
+    parts: list[Partition],
+    *,
     batch_size: int,
-    restart: bool,
     progress: Progress,
-) -> list[ReplayResult]:
-    """The first group runs here, the others in child processes (one process fewer: less
-    memory, no start-up cost for it); messages from the children are handled between our
-    own batches and after them."""
+    run_first: Callable[[Partition, Progress], None],
+) -> None:
+    """The first part runs here (``run_first``), the others in child processes; messages
+    from the children are handled between our own batches and after them."""
     context = multiprocessing.get_context("spawn")
     messages: Any = context.Queue()
     jobs = [_Job(None)] + [
         _Job(
             context.Process(
                 target=_job,
-                args=(_JobSpec(settings, group, batch_size, restart, index), messages),
-                name=f"replay-{'+'.join(group)}",
+                args=(_JobSpec(settings, list(names), batch_size, part, index), messages),
+                name=f"replay-part-{part.index + 1}-of-{part.count}",
             )
         )
-        for index, group in enumerate(groups)
+        for index, part in enumerate(parts)
         if index > 0
     ]
     for job in jobs[1:]:
         job.process.start()
-    results: list[ReplayResult] = []
     failures: list[str] = []
 
     def handle(kind: str, index: int, payload: list[Any]) -> None:
         job = jobs[index]
         if kind == "progress":
             job.done, job.total = payload
-            # Every job reads the whole store: the slowest one says how far the replay is.
-            progress(min(j.done for j in jobs), max(j.total for j in jobs))
+            progress(sum(j.done for j in jobs), sum(j.total for j in jobs))
         elif kind == "done":
-            results.extend(payload[0])
             job.finished = True
         else:
-            failures.append(f"{'+'.join(groups[index])}: {payload[0]}")
+            failures.append(f"part {parts[index]}: {payload[0]}")
             job.finished = True
 
     def drain() -> None:
@@ -130,14 +147,15 @@ def _in_processes(
 
     try:
         try:
-            handle("done", 0, [_rebuild(settings, groups[0], batch_size, restart, own_progress)])
+            run_first(parts[0], own_progress)
+            handle("done", 0, [])
         except Exception as exc:
             handle("failed", 0, [str(exc)])
         while not all(job.finished for job in jobs):
             try:
                 kind, index, *payload = messages.get(timeout=POLL_S)
             except queue.Empty:
-                _notice_deaths(jobs, groups, failures)
+                _notice_deaths(jobs, parts, failures)
                 continue
             handle(kind, index, payload)
     finally:
@@ -146,35 +164,14 @@ def _in_processes(
             if job.process.is_alive():
                 job.process.terminate()
     if failures:
-        raise ReplayFailed(failures, results)
-    return results
+        raise ReplayFailed(failures)
 
 
-def _rebuild(
-    settings: Settings, names: list[str], batch_size: int, restart: bool, progress: Progress
-) -> list[ReplayResult]:
-    container = build_container(settings)
-    try:
-        projections = [p.projection for p in build_projectors(container, names)]
-        rebuilder = Rebuilder(
-            container.engine,
-            container.store,
-            container.clock,
-            batch_size=batch_size,
-            progress=progress,
-        )
-        return rebuilder.replay(projections, restart=restart)
-    finally:
-        container.close()
-
-
-def _notice_deaths(jobs: list[_Job], groups: list[list[str]], failures: list[str]) -> None:
+def _notice_deaths(jobs: list[_Job], parts: list[Partition], failures: list[str]) -> None:
     for index, job in enumerate(jobs):
         if not job.finished and job.process is not None and not job.process.is_alive():
             job.finished = True
-            failures.append(
-                f"{'+'.join(groups[index])}: the job died (exit code {job.process.exitcode})"
-            )
+            failures.append(f"part {parts[index]}: the job died (exit code {job.process.exitcode})")
 
 
 @dataclass(frozen=True)
@@ -182,12 +179,12 @@ class _JobSpec:
     settings: Settings
     names: list[str]
     batch_size: int
-    restart: bool
+    part: Partition
     index: int
 
 
 def _job(spec: _JobSpec, messages: Any) -> None:
-    """One job, in its own process: rebuild its projections and report over ``messages``."""
+    """One part, in its own process: its keyset pass, reported over ``messages``."""
     configure_logging(spec.settings)
     last = [0.0]
 
@@ -198,7 +195,11 @@ def _job(spec: _JobSpec, messages: Any) -> None:
             messages.put(("progress", spec.index, done, total))
 
     try:
-        results = _rebuild(spec.settings, spec.names, spec.batch_size, spec.restart, report)
-        messages.put(("done", spec.index, results))
+        with _bulk_rebuilder(spec.settings, spec.names, spec.batch_size, report) as (
+            rebuilder,
+            projections,
+        ):
+            rebuilder.fill_part(projections, spec.part)
+        messages.put(("done", spec.index))
     except Exception as exc:
         messages.put(("failed", spec.index, str(exc)))

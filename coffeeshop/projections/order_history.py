@@ -38,10 +38,13 @@ ORDER_EVENTS = (
 order_history = Table(
     "order_history",
     metadata,
-    Column("order_id", Uuid, primary_key=True),
-    Column("version", Integer, primary_key=True),
-    Column("restaurant_id", Uuid, nullable=False),
-    Column("seq", BigInteger, nullable=False),
+    # Keyed by the event's place in its restaurant's sequence, not by (order_id, version):
+    # rows then arrive in key order (one insertion point per restaurant), where random order
+    # ids sent every insert of a rebuild to a random page of a table bigger than the cache.
+    Column("restaurant_id", Uuid, primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("order_id", Uuid, nullable=False),
+    Column("version", Integer, nullable=False),
     Column("type", String(100), nullable=False),
     Column("data", JSON, nullable=False),
     Column("actor", String(255), nullable=True),

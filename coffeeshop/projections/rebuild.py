@@ -13,6 +13,7 @@ killed at any moment resumes from its last batch, and a shadow is never swapped 
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,6 +26,7 @@ from sqlalchemy import Connection, Engine, Table, delete
 from coffeeshop.events.clock import Clock, naive_utc, utc_now
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.locking import lock_for_write
+from coffeeshop.events.partition import WHOLE, Partition
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import shadow, tracking
 from coffeeshop.projections.base import Projection
@@ -58,6 +60,7 @@ class Plan:
     applied: int = 0
     limits: Mapping[str, int] | None = None  # verify: apply no further than these seqs
     rows: RowBuffer | None = None
+    part: Partition = WHOLE  # the restaurants this plan's keyset pass reads
 
     @property
     def name(self) -> str:
@@ -106,26 +109,67 @@ class Rebuilder:
     ) -> list[ReplayResult]:
         """Rebuild into shadow tables, swap them in, then catch up what arrived meanwhile.
 
-        Resumes an interrupted replay of the same projection unless ``restart``.
+        Resumes an interrupted replay of the same projection unless ``restart``. This is
+        :meth:`begin`, :meth:`fill_part` and :meth:`complete` in one process; a parallel
+        replay runs the parts in separate processes between the other two.
         """
         started = time.monotonic()
-        plans = [self.prepare(p, REPLAY, shadow.NEXT, fresh=restart) for p in projections]
-        resumed = {plan.name: plan.applied for plan in plans}
-        self.fill(plans)
+        resumed = self.begin(projections, restart=restart)
+        self.fill_part(projections, WHOLE)
+        return self.complete(projections, resumed, started)
+
+    def begin(
+        self,
+        projections: Sequence[Projection],
+        *,
+        restart: bool = False,
+        parts: Sequence[Partition] = (WHOLE,),
+    ) -> dict[str, int]:
+        """Create (or keep, to resume) the shadow tables and a progress row per part;
+        returns the events each projection had applied before (0 when starting afresh)."""
+        return {
+            projection.name: self.prepare(
+                projection, REPLAY, shadow.NEXT, fresh=restart, parts=parts
+            ).applied
+            for projection in projections
+        }
+
+    def fill_part(
+        self,
+        projections: Sequence[Projection],
+        part: Partition,
+        progress: Progress | None = None,
+    ) -> None:
+        """The keyset pass over one part's restaurants, into shadow tables :meth:`begin` made
+        (several parts may run at once: they never share a restaurant, hence a row)."""
+        with self._engine.connect() as conn:
+            plans = [self._plan(conn, p, REPLAY, shadow.NEXT, part=part) for p in projections]
+        self.fill(plans, progress)
+
+    def complete(
+        self, projections: Sequence[Projection], resumed: Mapping[str, int], started: float
+    ) -> list[ReplayResult]:
+        """After every part's pass: bring each shadow to the store heads, swap it in, and
+        let the live projection catch up what was appended meanwhile."""
         results = []
-        for plan in plans:
+        for projection in projections:
+            with self._engine.connect() as conn:
+                plan = self._plan(conn, projection, REPLAY, shadow.NEXT)
             self.finish(plan)
-            shadow.swap(self._engine, [t.name for t in plan.projection.all_tables], plan.suffix)
+            with self._engine.begin() as conn:
+                for table in projection.all_tables:
+                    shadow.restore_indexes(conn, table.name, shadow.copy_name(table, plan.suffix))
+            shadow.swap(self._engine, [t.name for t in projection.all_tables], plan.suffix)
             with self._engine.begin() as conn:
                 tracking.finish_rebuild(conn, plan.name, plan.purpose)
             log.info("projection %s rebuilt and swapped in", plan.name)
-            self._catch_up_live(plan.projection)
+            self._catch_up_live(projection)
             results.append(
                 ReplayResult(
                     projection=plan.name,
-                    events=plan.applied - resumed[plan.name],
+                    events=plan.applied - resumed.get(plan.name, 0),
                     seconds=time.monotonic() - started,
-                    resumed_from=resumed[plan.name],
+                    resumed_from=resumed.get(plan.name, 0),
                 )
             )
         return results
@@ -165,54 +209,101 @@ class Rebuilder:
         *,
         fresh: bool,
         limits: Mapping[str, int] | None = None,
+        parts: Sequence[Partition] = (WHOLE,),
     ) -> Plan:
         """A plan over copies of the projection's tables: resumed if a previous run of the same
-        purpose left consistent copies behind (and ``fresh`` is false), else empty new ones."""
-        targets = {table: shadow.dml_copy(table, suffix) for table in projection.all_tables}
-        plan = Plan(projection, purpose, suffix, targets, limits=limits)
-        plan.rows = RowBuffer(self._connection, targets, capacity=self._rows_kept)
-        total = self._total()
+        purpose left consistent copies behind (and ``fresh`` is false), else empty new ones.
+        Progress is kept per part; a run split differently from the interrupted one resumes
+        every part from the slowest old part's position."""
+        totals = self._totals(parts)
+        copies = [shadow.copy_name(table, suffix) for table in projection.all_tables]
         with self._engine.begin() as conn:
-            progress = tracking.rebuild_of(conn, projection.name, purpose)
-            complete = all(shadow.exists(conn, name) for name in plan.copy_names)
-            if progress is not None and complete and not fresh:
-                plan.position, plan.applied = progress.position, progress.applied
-                plan.positions = tracking.all_checkpoints(conn, targets[projection.checkpoints])
+            before = tracking.rebuild_parts(conn, projection.name, purpose)
+            complete = all(shadow.exists(conn, name) for name in copies)
+            if before and complete and not fresh:
+                position = min(part.position for part in before)
+                if {part.part for part in before} != set(totals):
+                    tracking.start_rebuild(
+                        conn, projection.name, purpose, totals, self._now(), position=position
+                    )
                 log.info(
-                    "resuming the %s of %s after event id %d",
-                    purpose,
-                    projection.name,
-                    plan.position,
+                    "resuming the %s of %s after event id %d", purpose, projection.name, position
                 )
-                return plan
-        plan.rows = RowBuffer(self._connection, targets, capacity=self._rows_kept, fresh=True)
+                return self._plan(conn, projection, purpose, suffix, limits=limits)
         with self._engine.begin() as conn:
-            shadow.drop(conn, plan.copy_names)
+            shadow.drop(conn, copies)
             for table in projection.all_tables:
                 shadow.create_copy(conn, table.name, shadow.copy_name(table, suffix))
-            tracking.start_rebuild(conn, projection.name, purpose, total, self._now())
+            tracking.start_rebuild(conn, projection.name, purpose, totals, self._now())
+        with self._engine.connect() as conn:
+            return self._plan(conn, projection, purpose, suffix, limits=limits)
+
+    def _plan(
+        self,
+        conn: Connection,
+        projection: Projection,
+        purpose: str,
+        suffix: str,
+        *,
+        part: Partition = WHOLE,
+        limits: Mapping[str, int] | None = None,
+    ) -> Plan:
+        """A plan for ``part`` of a prepared rebuild, from what its copies and progress rows
+        hold. Its rows start *fresh* (absent unless written by this plan, no lookups) when
+        none of its restaurants has a position yet: every batch writes a restaurant's rows
+        and its position together, so no position means no rows."""
+        targets = {table: shadow.dml_copy(table, suffix) for table in projection.all_tables}
+        positions = {
+            restaurant: seq
+            for restaurant, seq in tracking.all_checkpoints(
+                conn, targets[projection.checkpoints]
+            ).items()
+            if part.holds(restaurant)
+        }
+        progress = tracking.rebuild_parts(conn, projection.name, purpose)
+        mine = [p for p in progress if part.whole or p.part == str(part)]
+        plan = Plan(
+            projection,
+            purpose,
+            suffix,
+            targets,
+            positions=positions,
+            position=min((p.position for p in mine), default=0),
+            applied=sum(p.applied for p in mine),
+            limits=limits,
+            part=part,
+        )
+        plan.rows = RowBuffer(
+            self._connection, targets, capacity=self._rows_kept, fresh=not positions
+        )
         return plan
 
-    def fill(self, plans: Sequence[Plan]) -> None:
-        """The keyset pass: every event after the plans' positions, in batches."""
+    def fill(self, plans: Sequence[Plan], progress: Progress | None = None) -> None:
+        """The keyset pass: every event of the plans' part after the plans' positions."""
         if not plans:
             return
+        report = progress or self._progress
+        part = plans[0].part
+        if any(plan.part != part for plan in plans):
+            raise ValueError("one keyset pass reads one part")
         after = min(plan.position for plan in plans)
-        total = self._total()
+        total = self._totals([part])[str(part)]
         done = min(plan.applied for plan in plans)
-        self._progress(done, max(total, done))
-        while True:
-            events = self._store.read_all(after_id=after, limit=self._batch_size)
-            if not events:
-                break
-            for plan in plans:
-                if events[-1].id > plan.position:
-                    self._feed(plan, events, total)
-            after = events[-1].id
-            done += len(events)
-            self._progress(done, max(total, done))
-            if len(events) < self._batch_size:
-                break
+        report(done, max(total, done))
+        with _collector_paused() as batch_done:
+            while True:
+                events = self._store.read_all(after, self._batch_size, part)
+                if not events:
+                    break
+                for plan in plans:
+                    if events[-1].id > plan.position:
+                        self._feed(plan, events, total)
+                after = events[-1].id
+                done += len(events)
+                report(done, max(total, done))
+                batch_done()
+                if len(events) < self._batch_size:
+                    break
 
     def finish(self, plan: Plan) -> None:
         """Bring the copy to the store heads (or to the plan's limits), by restaurant: picks up
@@ -252,6 +343,7 @@ class Rebuilder:
                     conn,
                     plan.name,
                     plan.purpose,
+                    str(plan.part),
                     position=plan.position,
                     applied=plan.applied,
                     total=total if total is not None else max(plan.applied, self._total()),
@@ -330,8 +422,41 @@ class Rebuilder:
     def _total(self) -> int:
         return sum(self._store.heads().values())
 
+    def _totals(self, parts: Sequence[Partition]) -> dict[str, int]:
+        """Events each part will read (the sum of its restaurants' heads)."""
+        totals = dict.fromkeys(map(str, parts), 0)
+        for restaurant, head in self._store.heads().items():
+            for part in parts:
+                if part.holds(restaurant):
+                    totals[str(part)] += head
+        return totals
+
     def _now(self) -> datetime:
         return naive_utc(self._clock())
+
+
+@contextmanager
+def _collector_paused(every: int = 10) -> Iterator[Callable[[], None]]:
+    """Run the cyclic garbage collector every ``every`` batches instead of on its own.
+
+    A batch allocates millions of short-lived dicts and rows, none of them in a cycle; left
+    to itself the collector scanned them again and again, a third of a replay's CPU. Yields
+    the function to call after each batch."""
+    enabled = gc.isenabled()
+    gc.disable()
+    batches = 0
+
+    def batch_done() -> None:
+        nonlocal batches
+        batches += 1
+        if batches % every == 0:
+            gc.collect(1)
+
+    try:
+        yield batch_done
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _set_position(

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from coffeeshop.events import jsonio
+from coffeeshop.projections import bulkload
 
 Row = Mapping[str, Any]
 Key = tuple[Any, ...]
@@ -69,13 +70,13 @@ FORGET_LIMIT = 2_000_000  # evicted keys remembered in fresh mode before falling
 class _Entry:
     row: dict[str, Any] | None
     stored: int
-    dirty: bool = False
 
 
 class _TableState:
     """One table's rows in the buffer, and what it takes to read and write them."""
 
     __slots__ = (
+        "changed",
         "columns",
         "entries",
         "evicted",
@@ -92,6 +93,7 @@ class _TableState:
         self.columns = tuple(column.name for column in table.columns)
         self.json_columns = frozenset(c.name for c in table.columns if isinstance(c.type, JSON))
         self.entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self.changed: dict[Key, _Entry] = {}  # written since the last flush
         self.evicted: set[int] = set()  # hash(key) of rows dropped from memory after a flush
         if len(self.pk) == 1:
             only = self.pk[0]
@@ -107,11 +109,12 @@ class RowBuffer:
     """Buffered row access over one connection; see the module docstring.
 
     ``targets`` redirects tables (live -> shadow). ``capacity`` bounds how many clean rows
-    are kept between flushes (least recently used go first); ``None`` keeps nothing after a
-    flush, which is what the live projector wants, since other processes write the same
-    tables between its transactions. ``fresh`` says the tables started empty and only this
-    buffer writes them (a rebuild's shadow): a key it never saw is known to be absent, so
-    looking it up costs no query (evicted keys are remembered, as hashes, to stay exact).
+    of each table are kept between flushes (least recently used go first); ``None`` keeps
+    nothing after a flush, which is what the live projector wants, since other processes
+    write the same tables between its transactions. ``fresh`` says no row this buffer may
+    touch existed when it started and nothing else writes them (a rebuild's shadow, or one
+    part's restaurants in it): a key it never saw is known to be absent, so looking it up
+    costs no query (evicted keys are remembered, as hashes, to stay exact).
     """
 
     def __init__(
@@ -142,20 +145,21 @@ class RowBuffer:
         entry = state.entries.get(key)
         if entry is None:
             # Never read: assume absent. The flush's plain INSERT fails loudly if it is not.
-            state.entries[key] = _Entry(complete, _ABSENT, dirty=True)
+            state.entries[key] = state.changed[key] = _Entry(complete, _ABSENT)
             return
         if entry.row is not None:
             raise DuplicateRow(f"{table.name} already has a row for {key}")
         entry.row = complete
-        entry.dirty = True
+        state.changed[key] = entry
 
     def update(self, table: Table, key: Mapping[str, Any], **values: Any) -> Row:
         state = self._state(table)
-        entry = self._entry(state, state.key_of(key))
+        k = state.key_of(key)
+        entry = self._entry(state, k)
         if entry.row is None:
             raise MissingRow(f"{table.name} has no row for {tuple(key.values())}")
         entry.row = {**entry.row, **values}
-        entry.dirty = True
+        state.changed[k] = entry
         return entry.row
 
     def delete(self, table: Table, **key: Any) -> None:
@@ -163,10 +167,10 @@ class RowBuffer:
         k = state.key_of(key)
         entry = state.entries.get(k)
         if entry is None:
-            state.entries[k] = _Entry(None, _UNKNOWN, dirty=True)
+            state.entries[k] = state.changed[k] = _Entry(None, _UNKNOWN)
         elif entry.row is not None:
             entry.row = None
-            entry.dirty = True
+            state.changed[k] = entry
 
     def add(
         self,
@@ -236,9 +240,7 @@ class RowBuffer:
         deleted: list[Key] = []
         inserted: list[dict[str, Any]] = []
         replaced: list[dict[str, Any]] = []
-        for key, entry in state.entries.items():
-            if not entry.dirty:
-                continue
+        for key, entry in state.changed.items():
             if entry.row is None:
                 if entry.stored != _ABSENT:
                     deleted.append(key)
@@ -249,7 +251,7 @@ class RowBuffer:
             else:
                 inserted.append(entry.row)
                 entry.stored = _PRESENT
-            entry.dirty = False
+        state.changed.clear()
         for start in range(0, len(deleted), 500):
             part = deleted[start : start + 500]
             conn.execute(delete(target).where(_key_in(target, columns, part)))
@@ -266,16 +268,14 @@ class RowBuffer:
         if self._capacity is None:
             self._tables.clear()
             return
-        excess = len(self) - self._capacity
         for state in self._tables.values():
             entries = state.entries
-            while excess > 0 and entries:
+            for _ in range(len(entries) - self._capacity):
                 key, entry = entries.popitem(last=False)
                 if entry.stored == _PRESENT and self._fresh:
                     state.evicted.add(hash(key))
                     if len(state.evicted) > FORGET_LIMIT:
                         self._fresh = False  # bounded memory: look keys up from now on
-                excess -= 1
 
     def _entry(self, state: _TableState, key: Key) -> _Entry:
         entries = state.entries
@@ -308,6 +308,9 @@ def _insert_many(conn: Connection, state: _TableState, rows: list[dict[str, Any]
     statement = insert(state.target)
     if conn.dialect.name not in ("mysql", "mariadb"):
         conn.execute(statement, rows)
+        return
+    if len(rows) >= bulkload.MIN_ROWS and bulkload.allowed(conn):
+        bulkload.load(conn, state.target, rows)
         return
     sql = str(statement.compile(dialect=conn.dialect, column_keys=list(state.columns)))
     json = state.json_columns

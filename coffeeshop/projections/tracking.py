@@ -8,6 +8,7 @@ projector that resumes after the swap simply continues from the rebuilt position
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,7 +61,8 @@ projection_rebuilds = Table(
     metadata,
     Column("projection", String(64), primary_key=True),
     Column("purpose", String(16), primary_key=True),  # replay | verify
-    Column("position", BigInteger, nullable=False),  # last events.id applied to the shadow
+    Column("part", String(16), primary_key=True),  # "k/n": restaurants of partition k of n
+    Column("position", BigInteger, nullable=False),  # last events.id this part applied
     Column("applied", BigInteger, nullable=False),
     Column("total", BigInteger, nullable=False),
     Column("started_at", Timestamp, nullable=False),
@@ -161,8 +163,11 @@ def states(conn: Connection) -> dict[str, tuple[str, str | None]]:
 
 @dataclass(frozen=True)
 class RebuildProgress:
+    """One part of a rebuild, or (from :func:`rebuilds`) all its parts added up."""
+
     projection: str
     purpose: str
+    part: str  # "2/4": the second of four partitions of the restaurants; "all" when added up
     position: int
     applied: int
     total: int
@@ -170,35 +175,68 @@ class RebuildProgress:
     updated_at: datetime
 
 
-def rebuild_of(conn: Connection, projection: str, purpose: str) -> RebuildProgress | None:
-    row = conn.execute(
-        select(projection_rebuilds).where(
+def rebuild_parts(conn: Connection, projection: str, purpose: str) -> list[RebuildProgress]:
+    rows = conn.execute(
+        select(projection_rebuilds)
+        .where(
             projection_rebuilds.c.projection == projection,
             projection_rebuilds.c.purpose == purpose,
         )
-    ).first()
-    return None if row is None else RebuildProgress(**row._asdict())
-
-
-def rebuilds(conn: Connection) -> list[RebuildProgress]:
-    rows = conn.execute(select(projection_rebuilds)).all()
+        .order_by(projection_rebuilds.c.part)
+    ).all()
     return [RebuildProgress(**row._asdict()) for row in rows]
 
 
+def rebuilds(conn: Connection) -> list[RebuildProgress]:
+    """Every rebuild in flight, its parts added up (the slowest part's position)."""
+    parts: dict[tuple[str, str], list[RebuildProgress]] = {}
+    for row in conn.execute(select(projection_rebuilds)).all():
+        progress = RebuildProgress(**row._asdict())
+        parts.setdefault((progress.projection, progress.purpose), []).append(progress)
+    return [_combined(group) for group in parts.values()]
+
+
+def _combined(parts: list[RebuildProgress]) -> RebuildProgress:
+    if len(parts) == 1:
+        return parts[0]
+    return RebuildProgress(
+        projection=parts[0].projection,
+        purpose=parts[0].purpose,
+        part="all",
+        position=min(p.position for p in parts),
+        applied=sum(p.applied for p in parts),
+        total=sum(p.total for p in parts),
+        started_at=min(p.started_at for p in parts),
+        updated_at=max(p.updated_at for p in parts),
+    )
+
+
 def start_rebuild(
-    conn: Connection, projection: str, purpose: str, total: int, now: datetime
+    conn: Connection,
+    projection: str,
+    purpose: str,
+    totals: Mapping[str, int],
+    now: datetime,
+    *,
+    position: int = 0,
 ) -> None:
+    """A row per part (``totals``: part -> events it will read), replacing any before."""
     finish_rebuild(conn, projection, purpose)
     conn.execute(
-        insert(projection_rebuilds).values(
-            projection=projection,
-            purpose=purpose,
-            position=0,
-            applied=0,
-            total=total,
-            started_at=now,
-            updated_at=now,
-        )
+        insert(projection_rebuilds),
+        [
+            {
+                "projection": projection,
+                "purpose": purpose,
+                "part": part,
+                "position": position,
+                "applied": 0,
+                "total": total,
+                "started_at": now,
+                "updated_at": now,
+            }
+            for part, total in totals.items()
+        ],
     )
 
 
@@ -206,6 +244,7 @@ def record_rebuild(
     conn: Connection,
     projection: str,
     purpose: str,
+    part: str,
     *,
     position: int,
     applied: int,
@@ -217,6 +256,7 @@ def record_rebuild(
         .where(
             projection_rebuilds.c.projection == projection,
             projection_rebuilds.c.purpose == purpose,
+            projection_rebuilds.c.part == part,
         )
         .values(position=position, applied=applied, total=total, updated_at=now)
     )

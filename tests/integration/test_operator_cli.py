@@ -13,11 +13,10 @@ from coffeeshop.api import cli
 from coffeeshop.api.app import create_app
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.progress import ProgressLine
-from coffeeshop.api.replay import split
 from coffeeshop.projections import shadow, tracking
 from coffeeshop.projections.orders import orders
 from tests.conftest import TEST_SECRET, make_settings
-from tests.integration.rebuild_helpers import leftover_copies, project_live, projections, trade
+from tests.integration.rebuild_helpers import leftover_copies, project_live, trade
 
 BOTH = pytest.mark.parametrize("own_database_url", ["mysql", "sqlite"], indirect=True)
 
@@ -92,7 +91,7 @@ def test_projections_table_shows_state_lag_rebuild_and_verify(
 ) -> None:
     trade(shop, orders=2, seed=23)  # not projected yet: lag
     with shop.engine.begin() as conn:
-        tracking.start_rebuild(conn, "daily_sales", "replay", total=100, now=shop.clock())
+        tracking.start_rebuild(conn, "daily_sales", "replay", {"1/1": 100}, shop.clock())
         tracking.set_state(conn, "orders", "failed", shop.clock(), "projection orders failed at X")
         tracking.set_state(conn, "menu", "live", shop.clock())
     assert cli.main(["verify", "menu", "--quiet"]) == 0
@@ -155,13 +154,6 @@ def test_metrics_expose_projection_state_lag_and_verify_drift(shop: Container) -
 
 
 # -- pieces --------------------------------------------------------------------------------
-
-
-def test_jobs_are_balanced_by_weight(shop: Container) -> None:
-    everything = projections(shop)
-    assert split(everything, 2) == [["orders", "daily_sales"], ["order_history", "menu"]]
-    assert split(everything, 1) == [["orders", "order_history", "daily_sales", "menu"]]
-    assert len(split(everything, 8)) == 4
 
 
 class _Terminal(io.StringIO):

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.events.envelope import RecordedEvent
+from coffeeshop.events.partition import WHOLE, Partition
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import shadow, tracking
 from coffeeshop.projections.order_history import order_history
@@ -100,8 +101,7 @@ def test_an_interrupted_replay_leaves_live_alone_and_resumes(shop: Container) ->
 
     assert snapshot(shop.engine, everything) == live  # never half-built in place of live
     with shop.engine.connect() as conn:
-        progress = tracking.rebuild_of(conn, "orders", "replay")
-    assert progress is not None
+        (progress,) = tracking.rebuild_parts(conn, "orders", "replay")
     assert progress.position > 0
     assert "orders__next" in leftover_copies(shop.engine)
 
@@ -126,6 +126,84 @@ def test_restart_discards_an_interrupted_replay(shop: Container) -> None:
     assert result.events == sum(shop.store.heads().values())
 
 
+def _several_restaurants(shop: Container, count: int) -> list[str]:
+    restaurants = [trade(shop, orders=6 + n, seed=40 + n) for n in range(count)]
+    project_live(shop)
+    return restaurants
+
+
+@BOTH
+def test_a_replay_split_into_parts_equals_live(shop: Container) -> None:
+    """What the parallel jobs do, one part after another: each part reads only its own
+    restaurants' events into the shared shadows; the swap comes after the last."""
+    restaurants = _several_restaurants(shop, 6)
+    everything = projections(shop)
+    live = snapshot(shop.engine, everything)
+    parts = Partition.all(3)
+    assert {sum(p.holds(r) for p in parts) for r in restaurants} == {1}
+    rebuilder = Rebuilder(shop.engine, shop.store, batch_size=25)
+
+    resumed = rebuilder.begin(everything, parts=parts)
+    with shop.engine.connect() as conn:
+        rows = tracking.rebuild_parts(conn, "orders", "replay")
+    assert [(row.part, row.position) for row in rows] == [("1/3", 0), ("2/3", 0), ("3/3", 0)]
+    assert sum(row.total for row in rows) == sum(shop.store.heads().values())
+    for part in parts:
+        rebuilder.fill_part(everything, part)
+    results = rebuilder.complete(everything, resumed, started=0.0)
+
+    assert snapshot(shop.engine, everything) == live
+    assert all(r.events == sum(shop.store.heads().values()) for r in results)
+    assert leftover_copies(shop.engine) == []
+    with shop.engine.connect() as conn:
+        assert tracking.rebuilds(conn) == []
+
+
+@BOTH
+def test_a_part_killed_half_way_resumes_even_when_split_differently(shop: Container) -> None:
+    _several_restaurants(shop, 5)
+    everything = projections(shop)
+    live = snapshot(shop.engine, everything)
+    orders_projection = everything[0]
+    rebuilder = Rebuilder(shop.engine, shop.store, batch_size=10)
+    first, second = Partition.all(2)
+    rebuilder.begin([orders_projection], parts=[first, second])
+    rebuilder.fill_part([orders_projection], first)
+    with pytest.raises(Crash):
+        rebuilder.fill_part([crashing(orders_projection, 25)], second)
+    with shop.engine.connect() as conn:
+        done, half = tracking.rebuild_parts(conn, "orders", "replay")
+        combined = tracking.rebuilds(conn)
+    assert half.position < done.position
+    assert [(c.part, c.applied) for c in combined] == [("all", done.applied + half.applied)]
+    assert snapshot(shop.engine, everything) == live  # nothing swapped
+
+    thirds = Partition.all(3)
+    resumed = rebuilder.begin([orders_projection], parts=thirds)
+    with shop.engine.connect() as conn:
+        rows = tracking.rebuild_parts(conn, "orders", "replay")
+    assert {row.position for row in rows} == {half.position}  # the slowest old part's
+    for part in thirds:
+        rebuilder.fill_part([orders_projection], part)
+    rebuilder.complete([orders_projection], resumed, started=0.0)
+
+    assert snapshot(shop.engine, everything) == live
+
+
+@BOTH
+def test_a_partition_reads_exactly_its_restaurants_events(shop: Container) -> None:
+    restaurants = _several_restaurants(shop, 6)
+    whole = shop.store.read_all(0, 100_000)
+    seen: list[int] = []
+    for part in Partition.all(4):
+        events = shop.store.read_all(0, 100_000, part)
+        assert all(part.holds(event.restaurant_id) for event in events)
+        assert [e.id for e in events] == sorted(e.id for e in events)
+        seen.extend(event.id for event in events)
+    assert sorted(seen) == [event.id for event in whole]
+    assert {event.restaurant_id for event in whole} == set(restaurants)
+
+
 def test_a_replay_survives_events_committed_behind_the_keyset(
     shop: Container,
 ) -> None:
@@ -137,8 +215,10 @@ def test_a_replay_survives_events_committed_behind_the_keyset(
     hidden = {event.id for event in shop.store.read_restaurant(restaurant)[5:9]}
 
     class LateCommits(EventStore):
-        def read_all(self, after_id: int = 0, limit: int = 1000) -> list[RecordedEvent]:
-            return [e for e in super().read_all(after_id, limit) if e.id not in hidden]
+        def read_all(
+            self, after_id: int = 0, limit: int = 1000, partition: Partition = WHOLE
+        ) -> list[RecordedEvent]:
+            return [e for e in super().read_all(after_id, limit, partition) if e.id not in hidden]
 
     store = LateCommits(shop.engine, shop.store._registry)
     Rebuilder(shop.engine, store, batch_size=7).replay(everything)
