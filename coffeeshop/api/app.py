@@ -64,6 +64,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
+        services.identity.warm()
         worker = asyncio.create_task(run_embedded(services, stop)) if in_process else None
         try:
             yield

@@ -80,10 +80,12 @@ class _TableState:
         "columns",
         "entries",
         "evicted",
+        "forgot",
         "json_columns",
         "key_of",
         "lookup",
         "pk",
+        "read",
         "target",
     )
 
@@ -95,6 +97,8 @@ class _TableState:
         self.entries: OrderedDict[Key, _Entry] = OrderedDict()
         self.changed: dict[Key, _Entry] = {}  # written since the last flush
         self.evicted: set[int] = set()  # hash(key) of rows dropped from memory after a flush
+        self.read = False  # has a handler looked a row of this table up?
+        self.forgot = False  # rows were dropped without remembering their keys
         if len(self.pk) == 1:
             only = self.pk[0]
             self.key_of: Callable[[Mapping[str, Any]], Key] = lambda values: (values[only],)
@@ -197,8 +201,9 @@ class RowBuffer:
         """Load many rows in one query (an optimisation: ``get`` would load them one by one)."""
         state = self._state(table)
         wanted = {state.key_of(key) for key in keys} - state.entries.keys()
+        state.read = True
         if self._fresh:
-            for key in [k for k in wanted if hash(k) not in state.evicted]:
+            for key in [k for k in wanted if self._known_absent(state, k)]:
                 state.entries[key] = _Entry(None, _ABSENT)
                 wanted.discard(key)
         if not wanted:
@@ -270,6 +275,12 @@ class RowBuffer:
             return
         for state in self._tables.values():
             entries = state.entries
+            if not state.read:
+                # Written, never looked up (e.g. a history table): keeping rows or their
+                # keys would only cost memory. Should a lookup come after all, it queries.
+                state.forgot = state.forgot or bool(entries)
+                entries.clear()
+                continue
             for _ in range(len(entries) - self._capacity):
                 key, entry = entries.popitem(last=False)
                 if entry.stored == _PRESENT and self._fresh:
@@ -278,13 +289,14 @@ class RowBuffer:
                         self._fresh = False  # bounded memory: look keys up from now on
 
     def _entry(self, state: _TableState, key: Key) -> _Entry:
+        state.read = True
         entries = state.entries
         entry = entries.get(key)
         if entry is not None:
             if self._capacity is not None:
                 entries.move_to_end(key)
             return entry
-        if self._fresh and hash(key) not in state.evicted:
+        if self._fresh and self._known_absent(state, key):
             entry = entries[key] = _Entry(None, _ABSENT)
             return entry
         self.statements += 1
@@ -293,6 +305,11 @@ class RowBuffer:
         entry = _Entry(dict(loaded), _PRESENT) if loaded is not None else _Entry(None, _ABSENT)
         entries[key] = entry
         return entry
+
+    @staticmethod
+    def _known_absent(state: _TableState, key: Key) -> bool:
+        """In fresh mode: a key this buffer never held (nor dropped) has no row."""
+        return not state.forgot and hash(key) not in state.evicted
 
     def _state(self, table: Table) -> _TableState:
         state = self._tables.get(table)

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 
 import jwt
 from pwdlib import PasswordHash
@@ -30,8 +31,16 @@ class TokenClaims:
 class PasswordHasher:
     def __init__(self) -> None:
         self._hash = PasswordHash.recommended()
-        # Verifying against this when the user does not exist keeps timing uniform.
-        self._dummy = self._hash.hash(secrets.token_urlsafe(16))
+
+    @cached_property
+    def _dummy(self) -> str:
+        """Verifying against this when the user does not exist keeps timing uniform. Made on
+        first use (the API warms it at start-up): a hash costs 64 MB and tens of ms, which
+        every other process that builds a container (replay jobs, CLI commands) never needs."""
+        return self._hash.hash(secrets.token_urlsafe(16))
+
+    def warm(self) -> None:
+        self.verify("", None)
 
     def hash(self, password: str) -> str:
         return self._hash.hash(password)

@@ -35,6 +35,10 @@ class IdentityService:
         self._clock = clock
         self._timezones: dict[str, str] = {}
 
+    def warm(self) -> None:
+        """Pay the password hasher's one-off cost now, not in the first login's response."""
+        self._hasher.warm()
+
     # -- restaurants and people ------------------------------------------------------------
 
     def signup(self, body: schemas.SignupCreate) -> schemas.SignupPublic:
