@@ -265,7 +265,7 @@ class RowBuffer:
             _insert_many(conn, state, inserted)
             self.statements += 1
         if replaced:
-            conn.execute(_upsert(conn, target, columns), replaced)
+            _execute_many(conn, state, _upsert(conn, target, columns), replaced)
             self.statements += 1
         return len(deleted) + len(inserted) + len(replaced)
 
@@ -319,15 +319,21 @@ class RowBuffer:
 
 
 def _insert_many(conn: Connection, state: _TableState, rows: list[dict[str, Any]]) -> None:
-    """A plain multi-row INSERT. On MySQL/MariaDB the rows go straight to the driver (which
-    renders one multi-row statement), skipping SQLAlchemy's per-row parameter processing:
-    on a rebuild's millions of rows that costs as much as the driver itself."""
-    statement = insert(state.target)
-    if conn.dialect.name not in ("mysql", "mariadb"):
-        conn.execute(statement, rows)
-        return
+    """A plain INSERT of many rows: a bulk load where the connection allows one."""
     if len(rows) >= bulkload.MIN_ROWS and bulkload.allowed(conn):
         bulkload.load(conn, state.target, rows)
+        return
+    _execute_many(conn, state, insert(state.target), rows)
+
+
+def _execute_many(
+    conn: Connection, state: _TableState, statement: Insert, rows: list[dict[str, Any]]
+) -> None:
+    """``statement`` once per row, batched. On MySQL/MariaDB the rows go straight to the
+    driver (which renders one multi-row statement), skipping SQLAlchemy's per-row parameter
+    processing: on a rebuild's millions of rows that costs as much as the driver itself."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        conn.execute(statement, rows)
         return
     sql = str(statement.compile(dialect=conn.dialect, column_keys=list(state.columns)))
     json = state.json_columns
