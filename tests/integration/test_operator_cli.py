@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -13,10 +14,19 @@ from coffeeshop.api import cli
 from coffeeshop.api.app import create_app
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.progress import ProgressLine
+from coffeeshop.events.envelope import StreamRef
+from coffeeshop.events.orders import OrderItemAdded, OrderLine
+from coffeeshop.events.partition import Partition
 from coffeeshop.projections import shadow, tracking
 from coffeeshop.projections.orders import orders
 from tests.conftest import TEST_SECRET, make_settings
-from tests.integration.rebuild_helpers import leftover_copies, project_live, trade
+from tests.integration.rebuild_helpers import (
+    leftover_copies,
+    project_live,
+    projections,
+    snapshot,
+    trade,
+)
 
 BOTH = pytest.mark.parametrize("own_database_url", ["mysql", "sqlite"], indirect=True)
 
@@ -48,6 +58,35 @@ def test_replay_all_rebuilds_swaps_and_says_so(
     assert "events/s" in out
     assert leftover_copies(shop.engine) == []
     assert cli.main(["verify"]) == 0
+
+
+def test_a_failing_job_process_fails_the_replay_and_swaps_nothing(
+    shop: Container, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second part runs in a child process; an event its orders handler cannot apply
+    (an item added to an order the store never saw placed) must fail the whole replay."""
+    second = Partition(1, 2)
+    restaurant = next(r for r in iter(lambda: str(uuid.uuid4()), None) if second.holds(r))
+    trade(shop, orders=5, seed=22, restaurant_id=restaurant)
+    project_live(shop)
+    live = snapshot(shop.engine, projections(shop))
+    line = OrderLine(
+        line_id="l-1", menu_item_id="m-1", name="Ghost", unit_price_cents=1, quantity=1
+    )
+    shop.store.append(
+        StreamRef(restaurant, "order", str(uuid.uuid4())), 0, [OrderItemAdded(line=line)]
+    )
+
+    assert cli.main(["replay", "--all", "--jobs", "2"]) == 1
+
+    err = capsys.readouterr().err
+    assert "part 2/2" in err
+    assert "OrderItemAdded" in err
+    assert "nothing was swapped in" in err
+    assert snapshot(shop.engine, projections(shop)) == live
+    with shop.engine.connect() as conn:
+        (progress,) = [r for r in tracking.rebuilds(conn) if r.projection == "orders"]
+    assert progress.part == "all"  # both parts' rows kept: the next run resumes
 
 
 @BOTH
