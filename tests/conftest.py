@@ -29,6 +29,7 @@ def make_settings(**overrides: object) -> Settings:
         "database_url": MYSQL_URL,
         "redis_url": REDIS_URL,
         "log_level": "WARNING",
+        "rate_limit_enabled": False,  # tests/e2e/test_rate_limits.py turns it on
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]

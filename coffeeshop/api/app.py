@@ -18,6 +18,8 @@ from coffeeshop.api.errors import install_error_handlers
 from coffeeshop.api.logging import configure_logging
 from coffeeshop.api.middleware import (
     AccessLogMiddleware,
+    BodySizeLimitMiddleware,
+    RateLimitHeadersMiddleware,
     SecurityHeadersMiddleware,
     UnhandledErrorMiddleware,
 )
@@ -99,6 +101,8 @@ def create_app(
 
     # Added innermost first: the last one added runs first on the way in.
     app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(RateLimitHeadersMiddleware)
+    app.add_middleware(BodySizeLimitMiddleware)
     if settings.cors_origins:
         # Inside the request id and the access log, so preflights carry and log an id too;
         # outside the last-resort 500, so a browser can read that one.

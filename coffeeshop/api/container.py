@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from coffeeshop.api.db import make_engine
 from coffeeshop.api.identity.credentials import PasswordHasher, TokenIssuer
 from coffeeshop.api.identity.service import IdentityService
+from coffeeshop.api.ratelimit import RateLimiter
 from coffeeshop.api.settings import Settings
 from coffeeshop.commands.handling import CommandExecutor
 from coffeeshop.commands.menu_handlers import MenuCommands
@@ -43,6 +44,7 @@ class Container:
     A query then never holds one table's metadata lock while waiting for another's, so the
     RENAME that swaps a rebuilt projection in cannot deadlock with it (it waits for the
     statement in flight; the next one waits a few milliseconds for the rename)."""
+    limiter: RateLimiter
 
     def close(self) -> None:
         self.cache.close()
@@ -76,6 +78,7 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         clock=clock,
         cache=_build_cache(settings),
         reads=read_engine(engine),
+        limiter=RateLimiter(settings),
     )
 
 

@@ -13,6 +13,7 @@ from coffeeshop.api.errors import Forbidden, Unauthorized, Unprocessable
 from coffeeshop.api.identity.credentials import InvalidToken
 from coffeeshop.api.identity.principal import Principal
 from coffeeshop.api.identity.roles import Role
+from coffeeshop.api.ratelimit import Quota
 from coffeeshop.queries.pagination import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -39,23 +40,50 @@ def get_principal(
     token: Annotated[str | None, Security(bearer_scheme)],
     api_key: Annotated[str | None, Security(api_key_scheme)],
 ) -> Principal:
-    """The one place a request becomes a tenant-scoped caller (JWT for people, key for POS)."""
+    """The one place a request becomes a tenant-scoped caller (JWT for people, key for POS),
+    and where every authenticated request is counted against its caller's rate limit."""
+    try:
+        principal = _authenticate(container, token, api_key)
+    except Unauthorized:
+        container.limiter.hit("auth", client_ip(request))  # guessing keys costs a quota
+        raise
+    _count(request, container.limiter.hit("caller", principal.actor))
+    request.state.restaurant_id = principal.restaurant_id
+    return principal
+
+
+def _authenticate(container: Container, token: str | None, api_key: str | None) -> Principal:
     if api_key:
         principal = container.identity.principal_for_api_key(api_key)
         if principal is None:
             raise Unauthorized("Invalid or revoked API key")
-    elif token:
+        return principal
+    if token:
         try:
             claims = container.tokens.decode(token)
         except InvalidToken as exc:
             raise Unauthorized("Invalid or expired access token") from exc
-        principal = Principal(
+        return Principal(
             restaurant_id=claims.restaurant_id, role=claims.role, user_id=claims.user_id
         )
-    else:
-        raise Unauthorized()
-    request.state.restaurant_id = principal.restaurant_id
-    return principal
+    raise Unauthorized()
+
+
+def client_ip(request: Request) -> str:
+    """The peer address (uvicorn puts the forwarded one here for trusted proxies only)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _count(request: Request, quota: Quota | None) -> None:
+    """Remember the narrowest quota counted so far: its X-RateLimit-* headers go out with the
+    response (RateLimitHeadersMiddleware; routes may return their own Response objects)."""
+    if quota is not None:
+        request.state.rate_limit = quota
+
+
+def limit_anonymous(request: Request, container: ContainerDep) -> None:
+    """Signup and token requests: per client IP, at the strict ``auth`` limit."""
+    _count(request, container.limiter.hit("auth", client_ip(request)))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -68,6 +96,11 @@ def require_role(minimum: Role) -> Callable[[Principal], Principal]:
         return principal
 
     return check
+
+
+def limit_orders(request: Request, container: ContainerDep, principal: CurrentPrincipal) -> None:
+    """Order creation: its own, lower limit per caller, on top of the caller's limit."""
+    _count(request, container.limiter.hit("orders", principal.actor))
 
 
 StaffPrincipal = Annotated[Principal, Depends(require_role(Role.STAFF))]

@@ -28,6 +28,10 @@ from coffeeshop.events.errors import (
 )
 
 PROBLEM_JSON = "application/problem+json"
+RATE_LIMITED: dict[str, Any] = {
+    "description": "Too many requests: problem+json with Retry-After and X-RateLimit-*",
+    "content": {PROBLEM_JSON: {}},
+}
 log = logging.getLogger("coffeeshop.errors")
 
 

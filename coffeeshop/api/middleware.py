@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: security headers, one access-log line per request, last-resort 500s."""
+"""Pure ASGI middleware: security headers, rate-limit headers, the request body limit, one
+access-log line per request, last-resort 500s."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from coffeeshop.api.errors import unexpected_error_response
+from coffeeshop.api.errors import problem, unexpected_error_response
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -27,6 +28,8 @@ DOCS_CSP = (
     "https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/redoc")
+
+MAX_BODY_BYTES = 64 * 1024
 
 access_log = structlog.get_logger("coffeeshop.access")
 
@@ -118,3 +121,80 @@ class UnhandledErrorMiddleware:
                 raise
             response = unexpected_error_response(scope["path"], exc)
             await response(scope, receive, send)
+
+
+class RateLimitHeadersMiddleware:
+    """X-RateLimit-* of the narrowest quota a request was counted against (the dependencies
+    leave it in the request state), on whatever response goes out, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+
+        async def send_with_headers(message: Message) -> None:
+            quota = state.get("rate_limit")
+            if message["type"] == "http.response.start" and quota is not None:
+                headers = MutableHeaders(scope=message)
+                for name, value in quota.headers().items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodySizeLimitMiddleware:
+    """Request bodies over ``max_bytes`` get 413 before any route runs, so nothing is half
+    written. A declared Content-Length is checked at once (the server holds the client to
+    it); a body streamed without one is read up to the limit here, then handed on."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        if b"chunked" not in headers.get(b"transfer-encoding", b"").lower():
+            await self.app(scope, receive, send)
+            return
+        buffered: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return buffered.pop(0) if buffered else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(
+            413,
+            f"The request body is larger than {self.max_bytes // 1024} KB",
+            slug="payload-too-large",
+            instance=scope["path"],
+        )
+        await response(scope, receive, send)

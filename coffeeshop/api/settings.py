@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     rate_limit_enabled: bool = True
     rate_limit_per_minute: int = Field(default=600, ge=1)
     order_rate_limit: int = Field(default=120, ge=1)
+    auth_rate_limit: int = Field(default=10, ge=1)
     signup_enabled: bool = True
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from coffeeshop.api.deps import ContainerDep, CurrentPrincipal
+from coffeeshop.api.deps import ContainerDep, CurrentPrincipal, limit_anonymous
 from coffeeshop.api.errors import ResourceNotFound, Unauthorized
 from coffeeshop.api.identity.credentials import TokenClaims
 from coffeeshop.api.identity.schemas import MePublic, SignupCreate, SignupPublic, TokenPublic
@@ -15,7 +15,12 @@ from coffeeshop.api.identity.schemas import MePublic, SignupCreate, SignupPublic
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
 
-@router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=SignupPublic)
+@router.post(
+    "/signup",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SignupPublic,
+    dependencies=[Depends(limit_anonymous)],
+)
 def signup(body: SignupCreate, container: ContainerDep) -> SignupPublic:
     """Create a restaurant and its owner account."""
     if not container.settings.signup_enabled:
@@ -23,7 +28,7 @@ def signup(body: SignupCreate, container: ContainerDep) -> SignupPublic:
     return container.identity.signup(body)
 
 
-@router.post("/auth/token", response_model=TokenPublic)
+@router.post("/auth/token", response_model=TokenPublic, dependencies=[Depends(limit_anonymous)])
 def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], container: ContainerDep
 ) -> TokenPublic:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from coffeeshop.api.commands import (
@@ -13,7 +13,8 @@ from coffeeshop.api.commands import (
     OrderLineAdded,
     command_response,
 )
-from coffeeshop.api.deps import ContainerDep
+from coffeeshop.api.deps import ContainerDep, limit_orders
+from coffeeshop.api.errors import RATE_LIMITED
 from coffeeshop.commands.models import (
     CancellationCreate,
     OrderCreate,
@@ -25,7 +26,12 @@ router = APIRouter(prefix="/api/v1/orders", tags=["order commands"])
 ACCEPTED = {"model": CommandAccepted}
 
 
-@router.post("", status_code=201, responses={201: ACCEPTED})
+@router.post(
+    "",
+    status_code=201,
+    responses={201: ACCEPTED, 429: RATE_LIMITED},
+    dependencies=[Depends(limit_orders)],
+)
 def place_order(body: OrderCreate, ctx: OrderContext, c: ContainerDep) -> JSONResponse:
     """Place an order; prices are taken from the menu at this moment."""
     return command_response(c.orders.place(ctx, body))
