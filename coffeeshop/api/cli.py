@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -31,6 +33,8 @@ from coffeeshop.projections.rebuild import DEFAULT_BATCH, Rebuilder
 from coffeeshop.projections.verify import Verifier
 
 PARALLEL_FROM_EVENTS = 200_000
+APP_FACTORY = "coffeeshop.api.app:create_app"
+SHUTDOWN_GRACE_S = 30  # in-flight requests get this long after SIGTERM
 
 
 def _settings() -> Settings:
@@ -63,18 +67,39 @@ def serve(args: argparse.Namespace) -> int:
                 "and REDIS_URL to run several"
             )
         migrate(args)
-    uvicorn.run(
-        "coffeeshop.api.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
-        server_header=False,
-    )
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "log_config": None,
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
+        "server_header": False,
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_S,
+    }
+    if args.workers > 1:  # uvicorn's supervisor stops the workers and returns
+        uvicorn.run(APP_FACTORY, **options)
+    else:
+        _StoppableServer(uvicorn.Config(APP_FACTORY, **options)).run()
     return 0
+
+
+class _StoppableServer(uvicorn.Server):
+    """SIGTERM or SIGINT: stop accepting, finish the requests in flight (at most
+    SHUTDOWN_GRACE_S), run the app's shutdown (the embedded projectors finish their batch),
+    then exit 0. Uvicorn itself re-raises the signal afterwards, so a process manager saw a
+    clean stop as death by signal (exit -15)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {signum: signal.signal(signum, self.handle_exit) for signum in handled}
+        try:
+            yield
+        finally:
+            for signum, handler in original.items():
+                signal.signal(signum, handler)
 
 
 def _run_until_signalled(work: Callable[[Container, asyncio.Event], Awaitable[None]]) -> int:
