@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import sentry_sdk
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,6 +22,7 @@ from coffeeshop.api.middleware import (
     SecurityHeadersMiddleware,
     UnhandledErrorMiddleware,
 )
+from coffeeshop.api.observability import init_sentry
 from coffeeshop.api.routers import (
     health,
     identity,
@@ -52,13 +52,7 @@ def create_app(
     """Build the API. ``read_side`` runs relay and projectors in-process (default: embedded)."""
     settings = settings or Settings()
     configure_logging(settings)
-    if settings.sentry_dsn is not None:
-        sentry_sdk.init(
-            dsn=settings.sentry_dsn.get_secret_value(),
-            environment=settings.environment.value,
-            traces_sample_rate=settings.sentry_traces_sample_rate,
-            send_default_pii=False,
-        )
+    init_sentry(settings, "api")
     services = container or build_container(settings)
 
     in_process = settings.embedded if read_side is None else read_side

@@ -19,6 +19,7 @@ from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import build_demo
 from coffeeshop.api.logging import configure_logging
+from coffeeshop.api.observability import init_sentry
 from coffeeshop.api.progress import ProgressLine
 from coffeeshop.api.replay import ReplayFailed
 from coffeeshop.api.replay import replay as parallel_replay
@@ -102,11 +103,14 @@ class _StoppableServer(uvicorn.Server):
                 signal.signal(signum, handler)
 
 
-def _run_until_signalled(work: Callable[[Container, asyncio.Event], Awaitable[None]]) -> int:
+def _run_until_signalled(
+    process: str, work: Callable[[Container, asyncio.Event], Awaitable[None]]
+) -> int:
     settings = _settings()
     if settings.redis_url is None:
         sys.exit("coffeeshop: this process needs REDIS_URL (embedded mode runs it inside serve)")
     configure_logging(settings)
+    init_sentry(settings, process)
     container = build_container(settings)
 
     async def main() -> None:
@@ -124,12 +128,12 @@ def _run_until_signalled(work: Callable[[Container, asyncio.Event], Awaitable[No
 
 
 def relay(_args: argparse.Namespace) -> int:
-    return _run_until_signalled(run_relay)
+    return _run_until_signalled("relay", run_relay)
 
 
 def projector(args: argparse.Namespace) -> int:
     names: list[str] = args.names
-    return _run_until_signalled(lambda c, stop: run_projectors(c, names, stop))
+    return _run_until_signalled("projector", lambda c, stop: run_projectors(c, names, stop))
 
 
 def projections(_args: argparse.Namespace) -> int:

@@ -197,7 +197,9 @@ def install_error_handlers(app: FastAPI) -> None:
 def unexpected_error_response(path: str, exc: BaseException) -> JSONResponse:
     """A 500 that says nothing about internals; the stack trace goes to the log and Sentry."""
     log.error("unhandled error on %s", path, exc_info=exc)
-    sentry_sdk.capture_exception(exc)
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("request_id", correlation_id.get())
+        scope.capture_exception(exc)
     return problem(
         500,
         "An unexpected error occurred. Quote the request id when reporting it.",

@@ -8,6 +8,7 @@ from typing import Any
 
 import structlog
 from asgi_correlation_id import correlation_id
+from structlog.tracebacks import ExceptionDictTransformer
 
 from coffeeshop.api.settings import LogFormat, Settings
 
@@ -38,7 +39,8 @@ def configure_logging(settings: Settings) -> None:
         renderer: list[Any] = [structlog.dev.ConsoleRenderer()]
     else:
         renderer = [
-            structlog.processors.dict_tracebacks,
+            # Tracebacks without local variables: they hold tokens, keys and passwords.
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
             structlog.processors.EventRenamer("msg"),
             structlog.processors.JSONRenderer(),
         ]
