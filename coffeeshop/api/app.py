@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
 
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.errors import install_error_handlers
@@ -79,6 +81,10 @@ def create_app(
     )
     app.state.container = services
     install_error_handlers(app)
+    # Request counts and latencies by route template, method and status class, in a registry
+    # of the app's own (several apps in one process, as in tests, must not share series).
+    app.state.http_registry = CollectorRegistry(auto_describe=True)
+    Instrumentator(excluded_handlers=["/metrics"], registry=app.state.http_registry).instrument(app)
     routers = (
         health,
         identity,

@@ -8,8 +8,10 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -80,10 +82,26 @@ def serve(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": SHUTDOWN_GRACE_S,
     }
     if args.workers > 1:  # uvicorn's supervisor stops the workers and returns
+        _metrics_shared_by_workers()
         uvicorn.run(APP_FACTORY, **options)
     else:
         _StoppableServer(uvicorn.Config(APP_FACTORY, **options)).run()
     return 0
+
+
+def _metrics_shared_by_workers() -> None:
+    """Several workers: prometheus_client writes each one's counters to files in a shared
+    directory and /metrics sums them. It must be set before a worker imports the client,
+    and start empty (stale files would add a previous run's counts)."""
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="coffeeshop-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 class _StoppableServer(uvicorn.Server):

@@ -28,11 +28,15 @@ def init_sentry(settings: Settings, process: str) -> bool:
         environment=settings.environment.value,
         release=release(),
         traces_sample_rate=settings.sentry_traces_sample_rate,
-        send_default_pii=False,
-        # Frames' local variables hold request headers (bearer tokens, API keys) and
-        # passwords on their way to the hasher: never ship them.
-        include_local_variables=False,
-        max_request_body_size="never",
+        data_collection={
+            "user_info": False,  # no user ids, emails or client IPs
+            "http_bodies": [],  # no request bodies (passwords, names)
+            "database_query_data": False,
+            # Frames' local variables hold request headers (bearer tokens, API keys) and
+            # passwords on their way to the hasher: never ship them. Headers themselves go
+            # through Sentry's denylist (Authorization and cookies are filtered).
+            "stack_frame_variables": False,
+        },
     )
     sentry_sdk.set_tag("process", process)
     # Unhandled request errors are captured explicitly, with the request id as a tag

@@ -35,6 +35,7 @@ from coffeeshop.projections import tracking
 from coffeeshop.projections.catalog import build_projections
 from coffeeshop.projections.projector import ProjectionFailed, Projector
 
+GRACEFUL_STOP_S = 15.0  # a stopping process waits this long for the batch in hand
 log = logging.getLogger("coffeeshop.runtime")
 bus_log = logging.getLogger("coffeeshop.bus")  # FastStream's own lines, through our logging
 CATCH_UP_INTERVAL_S = 5.0
@@ -141,7 +142,12 @@ async def run_relay(container: Container, stop: asyncio.Event) -> None:
     """The production relay: outbox -> Redis Streams."""
     settings = container.settings
     assert settings.redis_url is not None, "the relay needs REDIS_URL"
-    broker = RedisBroker(settings.redis_url, logger=bus_log, log_level=logging.DEBUG)
+    broker = RedisBroker(
+        settings.redis_url,
+        logger=bus_log,
+        log_level=logging.DEBUG,
+        graceful_timeout=GRACEFUL_STOP_S,
+    )
     redis = Redis.from_url(settings.redis_url)
     await broker.connect()
     try:
@@ -198,7 +204,10 @@ class _Subscriptions:
         self.groups = [runner.projector.name for runner in runners]
 
     async def start(self) -> None:
-        broker = RedisBroker(self._url, logger=bus_log, log_level=logging.DEBUG)
+        # On stop, FastStream lets the batches in hand finish (and be acked) first.
+        broker = RedisBroker(
+            self._url, logger=bus_log, log_level=logging.DEBUG, graceful_timeout=GRACEFUL_STOP_S
+        )
         subscribers = []
         for runner in self._runners:
             for partition in range(self.partitions):

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from coffeeshop.commands.errors import VersionMismatch
+from coffeeshop.commands.errors import DomainError, VersionMismatch
+from coffeeshop.commands.metrics import COMMANDS
 from coffeeshop.events.clock import Clock
 from coffeeshop.events.envelope import (
     AppendResult,
@@ -106,7 +107,32 @@ class CommandExecutor:
         return loaded.version
 
     def run(
-        self, ctx: CommandContext, attempt: Callable[[], Decision], *, creates: bool = False
+        self,
+        ctx: CommandContext,
+        attempt: Callable[[], Decision],
+        *,
+        creates: bool = False,
+        command: str | None = None,
+    ) -> CommandResult:
+        """Decide and append (retrying on conflicts), counted by ``command`` (default: the
+        method that made ``attempt``, e.g. ``OrderCommands.place``) and outcome."""
+        command = command or _command_name(attempt)
+        try:
+            result = self._run(ctx, attempt, creates)
+        except (VersionMismatch, ConcurrencyError):
+            COMMANDS.labels(command, "conflict").inc()
+            raise
+        except DomainError:
+            COMMANDS.labels(command, "rejected").inc()
+            raise
+        except Exception:
+            COMMANDS.labels(command, "error").inc()
+            raise
+        COMMANDS.labels(command, "replayed" if result.replayed else "ok").inc()
+        return result
+
+    def _run(
+        self, ctx: CommandContext, attempt: Callable[[], Decision], creates: bool
     ) -> CommandResult:
         status_code = 201 if creates else 200
         if ctx.idempotency_key is not None:
@@ -158,6 +184,11 @@ class CommandExecutor:
                 result.stream_id, result.version, result.position, respond(result), result.replayed
             )
         return result
+
+
+def _command_name(attempt: Callable[[], Decision]) -> str:
+    """``OrderCommands.place`` for the closure a command method hands to ``run``."""
+    return getattr(attempt, "__qualname__", "unknown").split(".<locals>")[0]
 
 
 def stream(ctx: CommandContext, stream_type: str, stream_id: str) -> StreamRef:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 
@@ -117,7 +118,8 @@ class OrderCommands:
                 order_id, self._write(ctx, order_id, loaded, events), current_seq=loaded.last_seq
             )
 
-        return self._executor.run(ctx, attempt)
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(command).__name__).lower()
+        return self._executor.run(ctx, attempt, command=f"OrderCommands.{name}")
 
     def _order(self, ctx: CommandContext, order_id: str) -> Loaded[order.Order]:
         return self._executor.load(ctx, order_id, order.Order(), order.evolve)

@@ -27,6 +27,7 @@ from coffeeshop.events.envelope import (
     StreamWrite,
 )
 from coffeeshop.events.errors import ConcurrencyError, IdempotencyKeyReused
+from coffeeshop.events.metrics import CONCURRENCY_CONFLICTS, EVENTS_APPENDED
 from coffeeshop.events.partition import WHOLE, Partition
 from coffeeshop.events.registry import DomainEvent, EventRegistry
 from coffeeshop.events.schema import events, idempotency_keys, outbox, restaurant_sequences
@@ -98,8 +99,15 @@ class EventStore:
         if len(restaurants) != 1 or not any(write.events for write in writes):
             raise ValueError("append_many needs events for exactly one restaurant")
         restaurant_id = next(iter(restaurants))
-        result = self._commit(restaurant_id, writes, metadata, idempotency)
+        try:
+            result = self._commit(restaurant_id, writes, metadata, idempotency)
+        except ConcurrencyError:
+            CONCURRENCY_CONFLICTS.inc()
+            raise
         if not result.replayed:
+            for write in writes:
+                for event in write.events:
+                    EVENTS_APPENDED.labels(event.event_type).inc()
             for hook in self.after_commit:
                 try:
                     hook(restaurant_id)

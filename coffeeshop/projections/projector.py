@@ -21,6 +21,7 @@ from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import tracking
 from coffeeshop.projections.base import Projection
+from coffeeshop.projections.metrics import EVENTS_PROJECTED
 from coffeeshop.projections.rows import RowBuffer, Rows
 
 log = logging.getLogger("coffeeshop.projector")
@@ -168,6 +169,7 @@ class Projector:
         now = naive_utc(self._clock())
         for restaurant_id, events in work:
             tracking.advance(conn, self._checkpoints, restaurant_id, events[-1].seq, now)
+        EVENTS_PROJECTED.labels(self.name).inc(sum(len(events) for _, events in work))
 
     def _guard(self) -> _FailureRecorder:
         return _FailureRecorder(self)

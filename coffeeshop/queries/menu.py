@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, Row, Select, and_, false, func, or_, 
 
 from coffeeshop.projections.menu import menu_categories, menu_generations, menu_items, search_key
 from coffeeshop.queries.cache import Cache
+from coffeeshop.queries.metrics import CACHE_LOOKUPS
 from coffeeshop.queries.pagination import InvalidCursor, Page, PageRequest, build_page
 
 MENU_TTL_S = 300
@@ -92,6 +93,7 @@ def current_menu(engine: Engine, cache: Cache, restaurant_id: str) -> bytes:
         generation = menu_generation(conn, restaurant_id)
     key = menu_cache_key(restaurant_id, generation)
     cached = cache.get(key)  # no connection (nor SQLite lock) held while the cache answers
+    CACHE_LOOKUPS.labels("menu", "miss" if cached is None else "hit").inc()
     if cached is not None:
         return cached
     with engine.connect() as conn:
