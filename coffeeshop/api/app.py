@@ -25,6 +25,7 @@ from coffeeshop.api.middleware import (
     UnhandledErrorMiddleware,
 )
 from coffeeshop.api.observability import init_sentry
+from coffeeshop.api.openapi import install as install_openapi
 from coffeeshop.api.routers import (
     health,
     identity,
@@ -81,6 +82,7 @@ def create_app(
     )
     app.state.container = services
     install_error_handlers(app)
+    install_openapi(app)
     # Request counts and latencies by route template, method and status class, in a registry
     # of the app's own (several apps in one process, as in tests, must not share series).
     app.state.http_registry = CollectorRegistry(auto_describe=True)
