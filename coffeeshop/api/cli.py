@@ -28,6 +28,7 @@ from coffeeshop.api.replay import replay as parallel_replay
 from coffeeshop.api.report import render_report
 from coffeeshop.api.runtime import build_projectors, projection_report, run_projectors, run_relay
 from coffeeshop.api.settings import Settings
+from coffeeshop.api.worker import run_worker
 from coffeeshop.migrations.runner import upgrade
 from coffeeshop.projections import shadow
 from coffeeshop.projections.base import Projection
@@ -143,6 +144,10 @@ def _run_until_signalled(
 
     asyncio.run(main())
     return 0
+
+
+def worker(_args: argparse.Namespace) -> int:
+    return _run_until_signalled("worker", run_worker)
 
 
 def relay(_args: argparse.Namespace) -> int:
@@ -323,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     relay_cmd = commands.add_parser("relay", help="publish the outbox to Redis Streams")
     relay_cmd.set_defaults(handler=relay)
+
+    worker_cmd = commands.add_parser("worker", help="build report tasks (several may run)")
+    worker_cmd.set_defaults(handler=worker)
 
     projector_cmd = commands.add_parser("projector", help="run projectors from Redis Streams")
     projector_cmd.add_argument("names", nargs="*", metavar="NAME", help="default: all")

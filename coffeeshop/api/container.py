@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ from coffeeshop.api.db import make_engine
 from coffeeshop.api.identity.credentials import PasswordHasher, TokenIssuer
 from coffeeshop.api.identity.service import IdentityService
 from coffeeshop.api.ratelimit import RateLimiter
+from coffeeshop.api.report_tasks import ReportTasks, no_bell, redis_bell
 from coffeeshop.api.settings import Settings
 from coffeeshop.commands.handling import CommandExecutor
 from coffeeshop.commands.menu_handlers import MenuCommands
@@ -45,6 +47,8 @@ class Container:
     RENAME that swaps a rebuilt projection in cannot deadlock with it (it waits for the
     statement in flight; the next one waits a few milliseconds for the rename)."""
     limiter: RateLimiter
+    report_tasks: ReportTasks
+    report_bell: Callable[[str], None]
 
     def close(self) -> None:
         self.cache.close()
@@ -79,6 +83,8 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         cache=_build_cache(settings),
         reads=read_engine(engine),
         limiter=RateLimiter(settings),
+        report_tasks=ReportTasks(engine, clock, identity.timezone_of),
+        report_bell=redis_bell(settings.redis_url) if settings.redis_url else no_bell,
     )
 
 

@@ -13,6 +13,7 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from faststream.redis import RedisBroker, StreamSub
@@ -20,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from coffeeshop.api.container import Container
+from coffeeshop.api.worker import sweep_forever
 from coffeeshop.events.bus import from_message, stream_name
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.memory_bus import InProcessBus
@@ -35,6 +37,7 @@ from coffeeshop.projections import tracking
 from coffeeshop.projections.catalog import build_projections
 from coffeeshop.projections.projector import ProjectionFailed, Projector
 
+EMBEDDED_SWEEP_S = 0.5
 GRACEFUL_STOP_S = 15.0  # a stopping process waits this long for the batch in hand
 log = logging.getLogger("coffeeshop.runtime")
 bus_log = logging.getLogger("coffeeshop.bus")  # FastStream's own lines, through our logging
@@ -123,7 +126,18 @@ async def run_embedded(container: Container, stop: asyncio.Event) -> None:
     try:
         for runner in runners:
             await runner.start()
-        await asyncio.gather(relay.run(stop), catch_up_forever(runners, stop, CATCH_UP_INTERVAL_S))
+        await asyncio.gather(
+            relay.run(stop),
+            catch_up_forever(runners, stop, CATCH_UP_INTERVAL_S),
+            # Report tasks: no Redis, no separate worker; new tasks are found within 0.5 s.
+            sweep_forever(
+                container.report_tasks,
+                "embedded",
+                stop,
+                EMBEDDED_SWEEP_S,
+                unclaimed_after=timedelta(0),
+            ),
+        )
     finally:
         container.store.after_commit.remove(wake)
 

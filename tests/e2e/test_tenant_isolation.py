@@ -62,6 +62,8 @@ def _victim(client: TestClient) -> Victim:
     )
     assert added.status_code == 200, added.text
     line = added.json()["line_id"]
+    report = client.post("/api/v1/reports/daily", json={"date": "2026-03-14"}, headers=h)
+    assert report.status_code == 202, report.text
     ids = {
         "category_id": category,
         "item_id": item,
@@ -71,6 +73,7 @@ def _victim(client: TestClient) -> Victim:
         "key_id": key,
         "order_id": order,
         "line_id": line,
+        "task_id": report.json()["task_id"],
         "restaurant_id": owner.restaurant_id,
     }
     return Victim(owner, ids, [secret, *ids.values()])

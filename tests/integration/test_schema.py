@@ -24,11 +24,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from coffeeshop.api import report_tasks
 from coffeeshop.api.identity import tables as identity
 from coffeeshop.events import schema
 from coffeeshop.events.schema import events, idempotency_keys, outbox, restaurant_sequences
 
-MODEL_TABLES = [*schema.metadata.sorted_tables, *identity.metadata.sorted_tables]
+MODEL_TABLES = [
+    *schema.metadata.sorted_tables,
+    *identity.metadata.sorted_tables,
+    *report_tasks.metadata.sorted_tables,
+]
 
 
 def new_id() -> str:
