@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from prometheus_client import start_http_server
 from pydantic import ValidationError
 
 from coffeeshop.api.container import Container, build_container
@@ -27,6 +28,7 @@ from coffeeshop.api.replay import ReplayFailed
 from coffeeshop.api.replay import replay as parallel_replay
 from coffeeshop.api.report import render_report
 from coffeeshop.api.runtime import build_projectors, projection_report, run_projectors, run_relay
+from coffeeshop.api.scheduler import run_scheduler
 from coffeeshop.api.settings import Settings
 from coffeeshop.api.worker import run_worker
 from coffeeshop.migrations.runner import upgrade
@@ -130,6 +132,8 @@ def _run_until_signalled(
         sys.exit("coffeeshop: this process needs REDIS_URL (embedded mode runs it inside serve)")
     configure_logging(settings)
     init_sentry(settings, process)
+    if settings.metrics_port is not None:  # relay, projector, worker, scheduler: /metrics
+        start_http_server(settings.metrics_port)
     container = build_container(settings)
 
     async def main() -> None:
@@ -144,6 +148,10 @@ def _run_until_signalled(
 
     asyncio.run(main())
     return 0
+
+
+def scheduler(_args: argparse.Namespace) -> int:
+    return _run_until_signalled("scheduler", run_scheduler)
 
 
 def worker(_args: argparse.Namespace) -> int:
@@ -331,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker_cmd = commands.add_parser("worker", help="build report tasks (several may run)")
     worker_cmd.set_defaults(handler=worker)
+
+    scheduler_cmd = commands.add_parser(
+        "scheduler", help="scheduled jobs: close-of-day reports, lag check, verify, outbox sweep"
+    )
+    scheduler_cmd.set_defaults(handler=scheduler)
 
     projector_cmd = commands.add_parser("projector", help="run projectors from Redis Streams")
     projector_cmd.add_argument("names", nargs="*", metavar="NAME", help="default: all")

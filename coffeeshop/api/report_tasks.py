@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
 from redis import Redis
 from sqlalchemy import (
     JSON,
@@ -47,6 +48,9 @@ PROCESSING, DONE, FAILED = "processing", "done", "failed"
 LEASE = timedelta(seconds=60)  # a worker silent for this long is presumed dead
 UNCLAIMED_GRACE = timedelta(seconds=5)  # the bell may be lost: the sweep rings it again
 MAX_ATTEMPTS = 3
+REPORTS_BUILT = Counter(
+    "coffeeshop_report_tasks", "Report task attempts by outcome (done, retry, failed)", ["outcome"]
+)
 STREAM = "coffeeshop.report-tasks"  # the bell: {task_id}, read by the workers' group
 
 report_tasks = Table(
@@ -192,10 +196,13 @@ class ReportTasks:
             log.exception("report task %s failed (attempt %d)", task_id, task.attempts)
             if task.attempts >= MAX_ATTEMPTS:
                 self._finish(task_id, worker, FAILED, error=f"{type(exc).__name__}: {exc}")
+                REPORTS_BUILT.labels("failed").inc()
                 return FAILED
             self._release(task_id, worker)
+            REPORTS_BUILT.labels("retry").inc()
             return PROCESSING
         self._finish(task_id, worker, DONE, result=result, csv=csv)
+        REPORTS_BUILT.labels("done").inc()
         return DONE
 
     def _finish(self, task_id: str, worker: str, status: str, **values: Any) -> None:

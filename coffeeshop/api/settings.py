@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     consistency_timeout_ms: int = Field(default=2000, ge=0, le=30_000)
+
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+    close_of_day: str = Field(default="23:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    verify_at: str = Field(default="03:30", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    lag_alert_seconds: float = Field(default=60.0, gt=0)
+    outbox_stale_seconds: int = Field(default=30, ge=1)
     bus_partitions: int = Field(default=1, ge=1, le=1024)
 
     sentry_dsn: SecretStr | None = None
@@ -65,7 +72,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("redis_url", "sentry_dsn", mode="before")
+    @field_validator("redis_url", "sentry_dsn", "metrics_port", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from sqlalchemy import Engine, select, update
@@ -23,7 +24,7 @@ from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.report_tasks import DONE, FAILED, LEASE, MAX_ATTEMPTS, ReportTasks, report_tasks
 from coffeeshop.events.clock import naive_utc, utc_now
 from tests.conftest import MYSQL_URL, REDIS_URL, TEST_SECRET, make_settings
-from tests.faults.conftest import tail
+from tests.faults.conftest import free_port, tail
 
 COFFEESHOP = Path(sys.executable).with_name("coffeeshop")
 DAY = date(2026, 3, 29)
@@ -42,9 +43,10 @@ def _restaurant() -> str:
 
 
 class Worker:
-    def __init__(self, workdir: Path, name: str) -> None:
+    def __init__(self, workdir: Path, name: str, metrics_port: int | None = None) -> None:
         self.log = workdir / f"{name}.log"
         env = {
+            **({"METRICS_PORT": str(metrics_port)} if metrics_port else {}),
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(workdir),
             "DATABASE_URL": MYSQL_URL,
@@ -112,7 +114,8 @@ def _claimed_by(engine: Engine, task_id: str) -> tuple[str, int]:
 def test_a_rung_task_is_built_by_a_worker_and_it_stops_cleanly(
     shop: Container, workers: list[Worker], tmp_path: Path
 ) -> None:
-    worker = Worker(tmp_path, "one")
+    port = free_port()
+    worker = Worker(tmp_path, "one", metrics_port=port)
     workers.append(worker)
     worker.wait_ready()
     restaurant = _restaurant()
@@ -131,6 +134,8 @@ def test_a_rung_task_is_built_by_a_worker_and_it_stops_cleanly(
     assert done.result["summary"]["date"] == DAY.isoformat()
     assert done.csv is not None
     assert done.csv.startswith("order_id,placed_at,")
+    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'coffeeshop_report_tasks_total{outcome="done"} 1.0' in page  # its own counter
     assert worker.stop() == 0, tail(worker.log)
 
 
@@ -206,3 +211,45 @@ def test_one_processing_task_per_restaurant_and_date(shop: Container) -> None:
     assert (created, created_again) == (True, False)
     assert second.task_id == first.task_id
     assert other.task_id != first.task_id
+
+
+def test_two_scheduler_processes_one_acts_the_other_stands_by(
+    mysql_engine: Engine, tmp_path: Path
+) -> None:
+    redis.Redis.from_url(REDIS_URL).delete("coffeeshop:scheduler")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "DATABASE_URL": MYSQL_URL,
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": TEST_SECRET,
+        "LOG_LEVEL": "INFO",
+    }
+    processes, logs = [], []
+    for name in ("s1", "s2"):
+        log = tmp_path / f"{name}.log"
+        logs.append(log)
+        with log.open("wb") as sink:
+            processes.append(
+                subprocess.Popen(  # our own children, stopped below
+                    [str(COFFEESHOP), "scheduler"],
+                    env=env,
+                    cwd=tmp_path,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        time.sleep(1.5)  # the first one takes the lock
+    try:
+        deadline = time.monotonic() + 30
+        while b"acts" not in logs[0].read_bytes():
+            assert time.monotonic() < deadline, tail(logs[0])
+            time.sleep(0.1)
+        time.sleep(1)
+        assert b"acts" not in logs[1].read_bytes(), tail(logs[1])
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        codes = [process.wait(30) for process in processes]
+    assert codes == [0, 0], [tail(log) for log in logs]

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from coffeeshop.api import report_tasks
+from coffeeshop.api import report_tasks, scheduler
 from coffeeshop.api.identity import tables as identity
 from coffeeshop.events import schema
 from coffeeshop.events.schema import events, idempotency_keys, outbox, restaurant_sequences
@@ -33,6 +33,7 @@ MODEL_TABLES = [
     *schema.metadata.sorted_tables,
     *identity.metadata.sorted_tables,
     *report_tasks.metadata.sorted_tables,
+    *scheduler.metadata.sorted_tables,
 ]
 
 
