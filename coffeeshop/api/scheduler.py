@@ -54,6 +54,8 @@ metadata = MetaData()
 LOCK_KEY = "coffeeshop:scheduler"
 LOCK_TTL_S = 30
 RENEW_EVERY_S = 10
+# A scheduler (re)started up to 10 minutes late still runs the day's job, once.
+MISFIRE_GRACE_S = 600
 
 JOB_RUNS = Counter(
     "coffeeshop_job_runs", "Scheduled job runs by job and outcome", ["job", "outcome"]
@@ -205,6 +207,8 @@ class Scheduler:
             self._guarded("verify", self.jobs.verify),
             CronTrigger(hour=hour, minute=minute, timezone="UTC"),
             id="verify",
+            misfire_grace_time=MISFIRE_GRACE_S,
+            coalesce=True,
         )
         add(self._sweep_outbox, IntervalTrigger(minutes=1), id="outbox-sweep")
         add(self.add_restaurants, IntervalTrigger(minutes=5), id="restaurants")
@@ -220,6 +224,8 @@ class Scheduler:
                     close_of_day_trigger(zone, self.jobs.close_at),
                     args=[restaurant_id],
                     id=job_id,
+                    misfire_grace_time=MISFIRE_GRACE_S,
+                    coalesce=True,
                 )
 
     async def add_restaurants(self) -> None:
