@@ -215,6 +215,7 @@ class _Subscriptions:
         self._consumer = f"{socket.gethostname()}-{os.getpid()}"
         self._broker: RedisBroker | None = None
         self._subscribers: list[Any] = []
+        self._stopping: set[asyncio.Task[None]] = set()
         self.groups = [runner.projector.name for runner in runners]
 
     async def start(self) -> None:
@@ -244,7 +245,12 @@ class _Subscriptions:
         return self._broker is not None and all(s.running for s in self._subscribers)
 
     async def restart(self) -> None:
-        await self.stop()
+        """After a Redis fault: a new broker at once. The broken one is stopped in the
+        background, since its graceful stop may wait for handlers that cannot finish."""
+        if self._broker is not None:
+            broken, self._broker = self._broker, None
+            self._stopping.add(task := asyncio.create_task(broken.stop()))
+            task.add_done_callback(self._stopping.discard)
         await self.start()
 
     async def stop(self) -> None:
