@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    delete,
     insert,
     or_,
     select,
@@ -48,6 +49,7 @@ PROCESSING, DONE, FAILED = "processing", "done", "failed"
 LEASE = timedelta(seconds=60)  # a worker silent for this long is presumed dead
 UNCLAIMED_GRACE = timedelta(seconds=5)  # the bell may be lost: the sweep rings it again
 MAX_ATTEMPTS = 3
+RETENTION = timedelta(days=30)  # finished tasks, with their reports, are kept this long
 REPORTS_BUILT = Counter(
     "coffeeshop_report_tasks", "Report task attempts by outcome (done, retry, failed)", ["outcome"]
 )
@@ -204,6 +206,18 @@ class ReportTasks:
         self._finish(task_id, worker, DONE, result=result, csv=csv)
         REPORTS_BUILT.labels("done").inc()
         return DONE
+
+    def purge(self, older_than: timedelta = RETENTION) -> int:
+        """Forget finished tasks (and their reports) after ``older_than``."""
+        limit = self._now() - older_than
+        with self._engine.begin() as conn:
+            return int(
+                conn.execute(
+                    delete(report_tasks).where(
+                        report_tasks.c.status != PROCESSING, report_tasks.c.finished_at < limit
+                    )
+                ).rowcount
+            )
 
     def _finish(self, task_id: str, worker: str, status: str, **values: Any) -> None:
         with self._engine.begin() as conn:

@@ -11,6 +11,8 @@ Jobs:
   is logged as an error (and so reaches Sentry), the result is on /metrics;
 - ``outbox-sweep``, every minute: events waiting in the outbox longer than
   ``OUTBOX_STALE_SECONDS`` mean no relay is running; they are published from here;
+- ``purge``, hourly: idempotency keys older than their 24 hours, report tasks finished
+  more than 30 days ago;
 - ``restaurants``, every 5 minutes: adds the close-of-day job of new restaurants.
 
 Exactly one scheduler acts at a time, even if two are started: each run needs the
@@ -170,6 +172,14 @@ class Jobs:
                 log.error("verify found drift: %s", result.summary())
         return drift
 
+    def purge(self) -> tuple[int, int]:
+        """Idempotency keys past their 24 h, and report tasks finished 30 days ago."""
+        keys = self._container.store.purge_idempotency_keys()
+        tasks = self._container.report_tasks.purge()
+        if keys or tasks:
+            log.info("purged %d idempotency keys and %d report tasks", keys, tasks)
+        return keys, tasks
+
     def stale_outbox(self) -> int:
         """Events in the outbox for longer than the threshold (no relay took them)."""
         limit = naive_utc(self._container.clock()) - self.outbox_stale
@@ -211,6 +221,7 @@ class Scheduler:
             coalesce=True,
         )
         add(self._sweep_outbox, IntervalTrigger(minutes=1), id="outbox-sweep")
+        add(self._guarded("purge", self.jobs.purge), IntervalTrigger(hours=1), id="purge")
         add(self.add_restaurants, IntervalTrigger(minutes=5), id="restaurants")
         self.add_restaurants_now()
 

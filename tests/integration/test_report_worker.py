@@ -134,8 +134,11 @@ def test_a_rung_task_is_built_by_a_worker_and_it_stops_cleanly(
     assert done.result["summary"]["date"] == DAY.isoformat()
     assert done.csv is not None
     assert done.csv.startswith("order_id,placed_at,")
-    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    assert 'coffeeshop_report_tasks_total{outcome="done"} 1.0' in page  # its own counter
+    counted = 'coffeeshop_report_tasks_total{outcome="done"} 1.0'  # its own counter
+    deadline = time.monotonic() + 10  # counted just after the task's row says done
+    while counted not in (page := httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text):
+        assert time.monotonic() < deadline, page[-2000:]
+        time.sleep(0.1)
     assert worker.stop() == 0, tail(worker.log)
 
 

@@ -8,13 +8,13 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.identity.schemas import SignupCreate
@@ -22,7 +22,7 @@ from coffeeshop.api.report_tasks import report_tasks
 from coffeeshop.api.scheduler import LOCK_KEY, Jobs, Scheduler, SchedulerLock, close_of_day_trigger
 from coffeeshop.events.memory_bus import InProcessBus
 from coffeeshop.events.relay import Relay
-from coffeeshop.events.schema import outbox
+from coffeeshop.events.schema import idempotency_keys, outbox
 from tests.conftest import REDIS_URL, make_settings
 from tests.integration.rebuild_helpers import project_live, trade
 
@@ -216,3 +216,38 @@ def _tasks(shop: Container, restaurant: str) -> int:
 
 def test_redis_is_reachable_for_these_tests() -> None:
     assert redis.Redis.from_url(REDIS_URL).ping()
+
+
+def test_the_purge_forgets_old_keys_and_old_finished_tasks(shop: Container) -> None:
+    restaurant = _signup(shop, "UTC")
+    old, _ = shop.report_tasks.request(restaurant, datetime(2026, 1, 1).date())
+    fresh, _ = shop.report_tasks.request(restaurant, datetime(2026, 1, 2).date())
+    for task in (old, fresh):
+        shop.report_tasks.run(task.task_id, "w")
+    long_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=31)
+    with shop.engine.begin() as conn:
+        conn.execute(
+            update(report_tasks)
+            .where(report_tasks.c.task_id == old.task_id)
+            .values(finished_at=long_ago)
+        )
+        conn.execute(  # a POS retry key from a month ago, as the store wrote it
+            insert(idempotency_keys).values(
+                restaurant_id=restaurant,
+                idempotency_key="till-1-order-42",
+                request_hash="0" * 64,
+                status_code=201,
+                response={"id": "x", "version": 1, "position": 1},
+                stream_id=str(uuid.uuid4()),
+                created_at=long_ago,
+            )
+        )
+
+    keys, tasks = Jobs(shop).purge()
+
+    assert tasks == 1
+    assert shop.report_tasks.get(restaurant, old.task_id) is None
+    assert shop.report_tasks.get(restaurant, fresh.task_id) is not None
+    with shop.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(idempotency_keys)).scalar_one() == 0
+    assert keys == 1
