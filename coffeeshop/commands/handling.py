@@ -32,6 +32,7 @@ from coffeeshop.events.store import EventStore, IdempotencyClaim
 S = TypeVar("S")
 MAX_ATTEMPTS = 8
 RETRY_PAUSE_S = 0.005
+RETRY_PAUSE_MAX_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -155,8 +156,10 @@ class CommandExecutor:
                 if ctx.if_match is not None and pinned:
                     raise VersionMismatch(ctx.if_match, conflict.current_version) from conflict
                 # Another stream moved (or no version was pinned): decide again on fresh
-                # state after a short random pause, so contending writers spread out.
-                time.sleep(random.uniform(0, RETRY_PAUSE_S * (tries + 1)))  # noqa: S311
+                # state after a random pause that doubles each time (capped), so writers
+                # contending for a busy aggregate (a category, a menu item) spread out.
+                pause = min(RETRY_PAUSE_MAX_S, RETRY_PAUSE_S * 2**tries)
+                time.sleep(random.uniform(0, pause))  # noqa: S311
                 continue
             assert result.response is not None
             return CommandResult(result.response.status_code, result.response.body, result.replayed)
