@@ -67,7 +67,10 @@ def test_every_service_has_a_healthcheck_and_waits_for_what_it_needs(
         assert "REDIS_URL" in services[name]["environment"], name
     assert services["migrate"]["depends_on"]["mysql"]["condition"] == "service_healthy"
     for name in (*APP_SERVICES, "migrate"):
-        assert "requests" not in json.dumps(services[name].get("healthcheck", {})), name
+        check = services[name].get("healthcheck", {}).get("test", [])
+        assert "requests" not in json.dumps(check), name
+        if check[:3] == ["CMD", "python", "-c"]:
+            compile(check[3], f"{name} healthcheck", "exec")
 
 
 def test_the_dockerfile_is_multi_stage_non_root_and_checks_health_with_the_stdlib() -> None:
@@ -78,10 +81,13 @@ def test_the_dockerfile_is_multi_stage_non_root_and_checks_health_with_the_stdli
     final = text.split("AS runtime", 1)[1]
     assert "uv" not in final.replace("/opt/venv", "")  # no uv, no compiler in the final image
     assert re.search(r"^USER coffeeshop$", final, re.MULTILINE)
-    health = re.search(r"^HEALTHCHECK.*?CMD (.*)$", final, re.MULTILINE | re.DOTALL)
+    health = re.search(r"^HEALTHCHECK[^\n]*\\\n\s*CMD (\[.*\])$", final, re.MULTILINE)
     assert health is not None
     assert "urllib.request" in health.group(1)
     assert "requests" not in health.group(1).replace("urllib.request", "")
+    command = json.loads(health.group(1))  # exec form: a JSON array
+    assert command[:2] == ["python", "-c"]
+    compile(command[2], "HEALTHCHECK", "exec")  # the probe is valid Python
     assert "coffeeshop serve" in final.splitlines()[-1]
 
 
