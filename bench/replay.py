@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +52,7 @@ from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import CUSTOMERS, MENU
 from coffeeshop.events.jsonio import dumps as json_dumps
 from coffeeshop.events.jsonio import loads as json_loads
+from coffeeshop.projections import bulkload
 from coffeeshop.projections.orders import orders as orders_table
 
 DEFAULT_URL = "mysql+pymysql://root@127.0.0.1:3306/coffeeshop_replay_bench"
@@ -268,25 +269,20 @@ def bulk_insert_rate(
 ) -> tuple[float, int]:
     """Rows/s of multi-row INSERTs (1000 rows per statement, one commit each) into the empty
     scratch table, until every row is in or ``seconds`` pass; returns (rate, rows)."""
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE TABLE {SCRATCH_TABLE}"))
-    raw = raw_connection(database_url, autocommit=False)
     names = ", ".join(f"`{c}`" for c in columns)
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    raw = raw_connection(database_url, autocommit=False)
     try:
         with raw.cursor() as cur:
-            inserted = 0
-            begin = time.perf_counter()
-            while inserted < len(rows) and time.perf_counter() - begin < seconds:
-                batch = rows[inserted : inserted + INSERT_BATCH]
+
+            def insert(batch: list[tuple[Any, ...]]) -> None:
                 sql = f"INSERT INTO {SCRATCH_TABLE} ({names}) VALUES " + ", ".join(
                     [one] * len(batch)
                 )
                 cur.execute(sql, [value for row in batch for value in row])
                 raw.commit()
-                inserted += len(batch)
-            elapsed = time.perf_counter() - begin
-        return inserted / elapsed, inserted
+
+            return _timed_batches(engine, rows, seconds, insert)
     finally:
         raw.close()
 
@@ -299,42 +295,45 @@ def bulk_load_rate(
     seconds: float,
 ) -> tuple[float, int]:
     """Rows/s of LOAD DATA LOCAL INFILE (1000 rows per file, one commit each, tab-separated
-    text formatted in Python as the replay does) into the empty scratch table."""
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE TABLE {SCRATCH_TABLE}"))
-    raw = raw_connection(database_url, autocommit=False, local_infile=True)
+    text formatted by the replay's own formatter) into the empty scratch table."""
     names = ", ".join(f"`{c}`" for c in columns)
     sql = (
         f"LOAD DATA LOCAL INFILE %s INTO TABLE {SCRATCH_TABLE} CHARACTER SET utf8mb4 "
         f"FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({names})"
     )
+    raw = raw_connection(database_url, autocommit=False, local_infile=True)
     try:
         with raw.cursor() as cur, tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "rows.tsv"
-            loaded = 0
-            begin = time.perf_counter()
-            while loaded < len(rows) and time.perf_counter() - begin < seconds:
-                batch = rows[loaded : loaded + INSERT_BATCH]
-                path.write_text(
-                    "".join("\t".join(map(_tsv, row)) + "\n" for row in batch), encoding="utf-8"
-                )
+
+            def load(batch: list[tuple[Any, ...]]) -> None:
+                lines = ("\t".join(map(bulkload.field, row)) + "\n" for row in batch)
+                path.write_text("".join(lines), encoding="utf-8")
                 cur.execute(sql, (str(path),))
                 raw.commit()
-                loaded += len(batch)
-            elapsed = time.perf_counter() - begin
-        return loaded / elapsed, loaded
+
+            return _timed_batches(engine, rows, seconds, load)
     finally:
         raw.close()
 
 
-def _tsv(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-    if isinstance(value, datetime):
-        return value.isoformat(" ")
-    return str(value)
+def _timed_batches(
+    engine: Engine,
+    rows: list[tuple[Any, ...]],
+    seconds: float,
+    write: Callable[[list[tuple[Any, ...]]], None],
+) -> tuple[float, int]:
+    """Empty the scratch table, then ``write`` ``rows`` INSERT_BATCH at a time until every
+    row is in or ``seconds`` pass; returns (rows/s, rows)."""
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE TABLE {SCRATCH_TABLE}"))
+    written = 0
+    begin = time.perf_counter()
+    while written < len(rows) and time.perf_counter() - begin < seconds:
+        batch = rows[written : written + INSERT_BATCH]
+        write(batch)
+        written += len(batch)
+    return written / (time.perf_counter() - begin), written
 
 
 # -- the replay --------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def _format_of(kind: TypeEngine[Any]) -> Format:
         return _int_field
     if isinstance(kind, DateTime):
         return _datetime_field
-    return _field
+    return field
 
 
 def _text_field(value: Any) -> str:
@@ -94,20 +94,20 @@ def _text_field(value: Any) -> str:
         if "\\" in value or "\t" in value or "\n" in value:
             return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
         return value
-    return _field(value)
+    return field(value)
 
 
 def _int_field(value: Any) -> str:
-    return str(value) if value.__class__ is int else _field(value)
+    return str(value) if value.__class__ is int else field(value)
 
 
 def _datetime_field(value: Any) -> str:
     if value.__class__ is datetime and value.tzinfo is None:
         return value.isoformat(" ")
-    return _field(value)
+    return field(value)
 
 
-def _field(value: Any) -> str:
+def field(value: Any) -> str:
     """One value as LOAD DATA reads it with ESCAPED BY '\\\\'."""
     if value is None:
         return _NULL
@@ -132,4 +132,4 @@ def _field(value: Any) -> str:
 
 def _json_field(value: Any) -> str:
     """A JSON column: always a document (``None`` is JSON null, as SQLAlchemy writes it)."""
-    return _field(jsonio.dumps(value))
+    return field(jsonio.dumps(value))
