@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -154,6 +154,13 @@ def _tolerant(runner: ProjectorRunner) -> Any:
 
 async def run_relay(container: Container, stop: asyncio.Event) -> None:
     """The production relay: outbox -> Redis Streams."""
+    async with redis_relay(container) as relay:
+        await relay.run(stop)
+
+
+@contextlib.asynccontextmanager
+async def redis_relay(container: Container) -> AsyncIterator[Relay]:
+    """A relay publishing to Redis Streams (the relay process, the scheduler's outbox sweep)."""
     settings = container.settings
     assert settings.redis_url is not None, "the relay needs REDIS_URL"
     broker = RedisBroker(
@@ -166,8 +173,7 @@ async def run_relay(container: Container, stop: asyncio.Event) -> None:
     await broker.connect()
     try:
         publisher = RedisStreamsPublisher(broker, redis, settings.bus_partitions)
-        relay = Relay(container.engine, container.store, publisher)
-        await relay.run(stop)
+        yield Relay(container.engine, container.store, publisher)
     finally:
         await broker.stop()
         await redis.aclose()

@@ -35,7 +35,6 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from faststream.redis import RedisBroker
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from sqlalchemy import Column, MetaData, String, Table, func, insert, select
@@ -43,10 +42,8 @@ from sqlalchemy.exc import IntegrityError
 
 from coffeeshop.api.container import Container
 from coffeeshop.api.identity.tables import restaurants
-from coffeeshop.api.runtime import build_projectors, projection_report
+from coffeeshop.api.runtime import build_projectors, projection_report, redis_relay
 from coffeeshop.events.clock import naive_utc
-from coffeeshop.events.redis_bus import RedisStreamsPublisher
-from coffeeshop.events.relay import Relay
 from coffeeshop.events.schema import Timestamp, outbox
 from coffeeshop.projections import shadow
 from coffeeshop.projections.verify import Verifier
@@ -289,17 +286,12 @@ class Scheduler:
 
 async def run_scheduler(container: Container, stop: asyncio.Event) -> None:
     """The production scheduler process (`coffeeshop scheduler`)."""
-    settings = container.settings
-    assert settings.redis_url is not None, "the scheduler needs REDIS_URL"
-    redis = Redis.from_url(settings.redis_url)
-    broker = RedisBroker(settings.redis_url)
-    await broker.connect()
-    publisher = RedisStreamsPublisher(broker, redis, settings.bus_partitions)
-    relay = Relay(container.engine, container.store, publisher)
+    assert container.settings.redis_url is not None, "the scheduler needs REDIS_URL"
+    redis = Redis.from_url(container.settings.redis_url)
     try:
-        await Scheduler(container, SchedulerLock(redis), relay.relay_once).run(stop)
+        async with redis_relay(container) as relay:
+            await Scheduler(container, SchedulerLock(redis), relay.relay_once).run(stop)
     finally:
-        await broker.stop()
         await redis.aclose()
 
 
