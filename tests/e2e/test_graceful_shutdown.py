@@ -3,10 +3,7 @@ stops after its batch, and the process exits 0 (what a process manager calls a c
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,33 +11,15 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TEST_SECRET
-from tests.faults.conftest import free_port, tail
-
-COFFEESHOP = Path(sys.executable).with_name("coffeeshop")
+from tests.faults.conftest import free_port, service_env, spawn, tail
 
 
 def test_sigterm_answers_the_request_in_flight_and_exits_0(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}",
-        "SECRET_KEY": TEST_SECRET,
-        "LOG_LEVEL": "WARNING",
-        "CONSISTENCY_TIMEOUT_MS": "3000",
-    }
+    env = service_env(f"sqlite:///{tmp_path / 'shop.db'}", "", CONSISTENCY_TIMEOUT_MS="3000")
     log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(  # our own child, reaped below
-            [str(COFFEESHOP), "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = spawn(["serve", "--port", str(port)], env, tmp_path, log)
     try:
         with httpx.Client(base_url=base, timeout=10) as http:
             deadline = time.monotonic() + 30

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,11 +14,9 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
-from tests.conftest import MYSQL_URL, REDIS_URL, TEST_SECRET
+from tests.conftest import MYSQL_URL, REDIS_URL
 from tests.e2e.helpers import Org
-from tests.faults.conftest import free_port, tail
-
-COFFEESHOP = Path(sys.executable).with_name("coffeeshop")
+from tests.faults.conftest import free_port, service_env, spawn, tail
 
 
 def _value(name: str, **labels: str) -> float:
@@ -98,27 +94,10 @@ def _scrape_total(base: str) -> float:
 def test_several_workers_report_the_sum_of_all(mysql_engine: Engine, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "DATABASE_URL": MYSQL_URL,
-        "REDIS_URL": REDIS_URL,
-        "SECRET_KEY": TEST_SECRET,
-        "LOG_LEVEL": "WARNING",
-        "RATE_LIMIT_ENABLED": "false",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
+    env = service_env(MYSQL_URL, REDIS_URL, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
     (tmp_path / "metrics").mkdir()  # prometheus_client wants it to exist
     log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(  # our own child, stopped below
-            [str(COFFEESHOP), "serve", "--port", str(port), "--workers", "2"],
-            env=env,
-            cwd=tmp_path,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = spawn(["serve", "--port", str(port), "--workers", "2"], env, tmp_path, log)
     try:
         deadline = time.monotonic() + 40
         while True:

@@ -241,6 +241,21 @@ def service_env(database_url: str, redis_url: str, **extra: str) -> dict[str, st
     return env
 
 
+def spawn(args: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`coffeeshop <args>` as our own child in its own session, output appended to ``log``;
+    the caller stops and reaps it."""
+    with log.open("ab") as sink:
+        return subprocess.Popen(  # our own child, reaped by the caller
+            [str(COFFEESHOP), *args],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 @dataclass(frozen=True)
 class Exit:
     """How one incarnation of a process ended."""

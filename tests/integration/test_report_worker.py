@@ -5,10 +5,7 @@ same task twice."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,10 +20,9 @@ from sqlalchemy import Engine, select, update
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.report_tasks import DONE, FAILED, LEASE, MAX_ATTEMPTS, ReportTasks, report_tasks
 from coffeeshop.events.clock import naive_utc, utc_now
-from tests.conftest import MYSQL_URL, REDIS_URL, TEST_SECRET, make_settings
-from tests.faults.conftest import free_port, tail
+from tests.conftest import MYSQL_URL, REDIS_URL, make_settings
+from tests.faults.conftest import free_port, service_env, spawn, tail
 
-COFFEESHOP = Path(sys.executable).with_name("coffeeshop")
 DAY = date(2026, 3, 29)
 
 
@@ -45,24 +41,9 @@ def _restaurant() -> str:
 class Worker:
     def __init__(self, workdir: Path, name: str, metrics_port: int | None = None) -> None:
         self.log = workdir / f"{name}.log"
-        env = {
-            **({"METRICS_PORT": str(metrics_port)} if metrics_port else {}),
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(workdir),
-            "DATABASE_URL": MYSQL_URL,
-            "REDIS_URL": REDIS_URL,
-            "SECRET_KEY": TEST_SECRET,
-            "LOG_LEVEL": "INFO",
-        }
-        with self.log.open("wb") as sink:
-            self.process = subprocess.Popen(  # our own child, stopped in stop()
-                [str(COFFEESHOP), "worker"],
-                env=env,
-                cwd=workdir,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        extra = {"METRICS_PORT": str(metrics_port)} if metrics_port else {}
+        env = service_env(MYSQL_URL, REDIS_URL, LOG_LEVEL="INFO", **extra)
+        self.process = spawn(["worker"], env, workdir, self.log)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + 30
@@ -226,29 +207,12 @@ def test_two_scheduler_processes_one_acts_the_other_stands_by(
     mysql_engine: Engine, tmp_path: Path
 ) -> None:
     redis.Redis.from_url(REDIS_URL).delete("coffeeshop:scheduler")
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(tmp_path),
-        "DATABASE_URL": MYSQL_URL,
-        "REDIS_URL": REDIS_URL,
-        "SECRET_KEY": TEST_SECRET,
-        "LOG_LEVEL": "INFO",
-    }
+    env = service_env(MYSQL_URL, REDIS_URL, LOG_LEVEL="INFO")
     processes, logs = [], []
     for name in ("s1", "s2"):
         log = tmp_path / f"{name}.log"
         logs.append(log)
-        with log.open("wb") as sink:
-            processes.append(
-                subprocess.Popen(  # our own children, stopped below
-                    [str(COFFEESHOP), "scheduler"],
-                    env=env,
-                    cwd=tmp_path,
-                    stdout=sink,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+        processes.append(spawn(["scheduler"], env, tmp_path, log))
         time.sleep(1.5)  # the first one takes the lock
     try:
         deadline = time.monotonic() + 30
