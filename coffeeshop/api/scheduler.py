@@ -106,7 +106,7 @@ class Jobs:
     """The jobs themselves (sync; the scheduler runs them in threads)."""
 
     def __init__(self, container: Container) -> None:
-        self.container = self._container = container
+        self.container = container
         settings = container.settings
         self.close_at = settings.close_of_day
         self.lag_alert_s = settings.lag_alert_seconds
@@ -115,10 +115,10 @@ class Jobs:
     def once(self, job: str, key: str) -> bool:
         """Record a run of ``job`` for ``key``; False if one was recorded before."""
         try:
-            with self._container.engine.begin() as conn:
+            with self.container.engine.begin() as conn:
                 conn.execute(
                     insert(job_runs).values(
-                        job=job, run_key=key, started_at=naive_utc(self._container.clock())
+                        job=job, run_key=key, started_at=naive_utc(self.container.clock())
                     )
                 )
         except IntegrityError:
@@ -128,19 +128,19 @@ class Jobs:
     def close_of_day(self, restaurant_id: str) -> str | None:
         """Request the report of the local day that is closing; the task id, or None when
         this restaurant's day was already requested."""
-        zone = self._container.identity.timezone_of(restaurant_id)
-        day = self._container.clock().astimezone(ZoneInfo(zone)).date()
+        zone = self.container.identity.timezone_of(restaurant_id)
+        day = self.container.clock().astimezone(ZoneInfo(zone)).date()
         if not self.once("close-of-day", f"{restaurant_id}/{day.isoformat()}"):
             return None
-        task, created = self._container.report_tasks.request(restaurant_id, day)
+        task, created = self.container.report_tasks.request(restaurant_id, day)
         if created:
-            self._container.report_bell(task.task_id)
+            self.container.report_bell(task.task_id)
         return task.task_id
 
     def lag_check(self) -> list[str]:
         """Projections lagging more than the threshold (each logged as a warning)."""
         lagging = []
-        for row in projection_report(self._container):
+        for row in projection_report(self.container):
             if row.lag_seconds > self.lag_alert_s:
                 lagging.append(row.name)
                 log.warning(
@@ -153,10 +153,10 @@ class Jobs:
 
     def verify(self, today: date | None = None) -> int | None:
         """Verify every projection once a night; the rows of drift, or None if already run."""
-        day = today or self._container.clock().date()
+        day = today or self.container.clock().date()
         if not self.once("verify", day.isoformat()):
             return None
-        container = self._container
+        container = self.container
         projections = [p.projection for p in build_projectors(container)]
         with shadow.exclusive(container.engine, "verify"):
             results = Verifier(container.engine, container.store, container.clock).verify(
@@ -171,23 +171,23 @@ class Jobs:
 
     def purge(self) -> tuple[int, int]:
         """Idempotency keys past their 24 h, and report tasks finished 30 days ago."""
-        keys = self._container.store.purge_idempotency_keys()
-        tasks = self._container.report_tasks.purge()
+        keys = self.container.store.purge_idempotency_keys()
+        tasks = self.container.report_tasks.purge()
         if keys or tasks:
             log.info("purged %d idempotency keys and %d report tasks", keys, tasks)
         return keys, tasks
 
     def stale_outbox(self) -> int:
         """Events in the outbox for longer than the threshold (no relay took them)."""
-        limit = naive_utc(self._container.clock()) - self.outbox_stale
-        with self._container.engine.connect() as conn:
+        limit = naive_utc(self.container.clock()) - self.outbox_stale
+        with self.container.engine.connect() as conn:
             count = conn.execute(
                 select(func.count()).select_from(outbox).where(outbox.c.created_at < limit)
             ).scalar_one()
         return int(count)
 
     def restaurant_ids(self) -> list[str]:
-        with self._container.engine.connect() as conn:
+        with self.container.engine.connect() as conn:
             return [str(r) for r in conn.execute(select(restaurants.c.id)).scalars()]
 
 
