@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, select, tuple_
+from sqlalchemy import Connection, delete, select
 
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.locking import lock_for_write
-from coffeeshop.events.schema import events, outbox
+from coffeeshop.events.schema import outbox
 from coffeeshop.events.store import EventStore
 
 
@@ -33,14 +33,9 @@ def claim_batch(conn: Connection, store: EventStore, limit: int = 500) -> list[O
     ).all()
     if not claimed:
         return []
-    keys = [(row.restaurant_id, row.seq) for row in claimed]
-    condition = tuple_(events.c.restaurant_id, events.c.seq).in_(keys)
-    by_key = {
-        (row.restaurant_id, row.seq): row for row in conn.execute(select(events).where(condition))
-    }
+    found = store.read_at(conn, [(row.restaurant_id, row.seq) for row in claimed])
     return [
-        OutboxEntry(outbox_id=row.id, event=store.to_recorded(by_key[(row.restaurant_id, row.seq)]))
-        for row in claimed
+        OutboxEntry(outbox_id=row.id, event=found[(row.restaurant_id, row.seq)]) for row in claimed
     ]
 
 

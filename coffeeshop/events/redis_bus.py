@@ -6,10 +6,12 @@ Each projection reads every partition through its own consumer group.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
-from faststream.redis import RedisBroker
+import orjson
+from faststream.redis.message import DATA_KEY, bDATA_KEY
+from faststream.redis.parser.binary import BinaryMessageFormatV1
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -20,25 +22,53 @@ DEFAULT_MAXLEN = 100_000
 
 
 class RedisStreamsPublisher:
-    def __init__(
-        self, broker: RedisBroker, redis: Redis, partitions: int, maxlen: int = DEFAULT_MAXLEN
-    ) -> None:
-        self._broker = broker
+    """XADDs events in FastStream's own message format, so FastStream subscribers read them.
+
+    The events of one call go out in one pipelined round trip, one XADD each, without
+    FastStream's per-message publish path (its middleware chain and encoder cost about
+    60 µs a message, several times the XADD itself). The body is the event envelope as
+    JSON bytes, sent without a content type: subscribers get those bytes as they are.
+    """
+
+    def __init__(self, redis: Redis, partitions: int, maxlen: int = DEFAULT_MAXLEN) -> None:
         self._redis = redis
         self._partitions = partitions
         self._maxlen = maxlen
+        self._prefix: bytes | None = None
 
     async def publish(self, events: Sequence[RecordedEvent]) -> None:
-        """XADD every event in one pipelined round trip."""
+        prefix = self._prefix if self._prefix is not None else await self._frame_prefix()
         async with self._redis.pipeline(transaction=False) as pipe:
             for event in events:
-                await self._broker.publish(
-                    to_message(event),
-                    stream=stream_name(partition_of(event.restaurant_id, self._partitions)),
+                pipe.xadd(
+                    stream_name(partition_of(event.restaurant_id, self._partitions)),
+                    {DATA_KEY: prefix + orjson.dumps(to_message(event))},
                     maxlen=self._maxlen,
-                    pipeline=pipe,
                 )
             await pipe.execute()
+
+    async def _frame_prefix(self) -> bytes:
+        self._prefix = await message_prefix()
+        return self._prefix
+
+
+async def message_prefix() -> bytes:
+    """What FastStream writes before a body: its format header and our (constant) headers.
+
+    The binary format puts the body last, so encoding an empty body yields the prefix of
+    every message. A format where that no longer holds fails here, loudly, at the first
+    publish rather than with unreadable messages.
+    """
+    empty = await BinaryMessageFormatV1.encode(
+        message=b"", reply_to=None, headers=None, correlation_id=""
+    )
+    probe = b'{"probe":1}'
+    encoded = await BinaryMessageFormatV1.encode(
+        message=probe, reply_to=None, headers=None, correlation_id=""
+    )
+    if encoded != empty + probe or BinaryMessageFormatV1.parse(encoded)[0] != probe:
+        raise RuntimeError("FastStream's Redis message format is no longer header + body")
+    return empty
 
 
 async def ensure_groups(redis: Redis, groups: Sequence[str], partitions: int) -> int:
@@ -83,8 +113,32 @@ async def forget_idle_consumers(
     return dropped
 
 
+_ENTRIES = "coffeeshop_entries"
+
+
+async def parse_batch(
+    message: Mapping[str, Any], original: Callable[[Mapping[str, Any]], Awaitable[Any]]
+) -> Any:
+    """A batch subscriber's parser that leaves the bodies alone.
+
+    FastStream's own JSON-decodes every entry, encodes the whole batch as JSON again and
+    its decoder decodes that once more: three passes over every event, in every consumer
+    group, before a handler sees it. Here its parser builds the message (which acks the
+    batch's ids) from the batch without its entries, and ``decode_batch`` takes each body
+    straight from the entries.
+    """
+    return await original({**message, "data": [], _ENTRIES: message["data"]})
+
+
+async def decode_batch(message: Any) -> list[bytes]:
+    """The bodies of a batch parsed by ``parse_batch``, as the bytes that were published."""
+    return [
+        BinaryMessageFormatV1.parse(entry[bDATA_KEY])[0] for entry in message.raw_message[_ENTRIES]
+    ]
+
+
 def decode_body(raw: bytes | str | dict[str, object]) -> dict[str, object]:
     if isinstance(raw, dict):
         return raw
-    decoded: dict[str, object] = json.loads(raw)
+    decoded: dict[str, object] = orjson.loads(raw)
     return decoded

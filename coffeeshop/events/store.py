@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from coffeeshop.events import jsonio
@@ -311,32 +311,29 @@ class EventStore:
             query = query.where(events.c.seq <= up_to_seq)
         return self._fetch(query.order_by(events.c.seq).limit(limit), conn)
 
+    def read_at(
+        self, conn: Connection, positions: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], RecordedEvent]:
+        """The events at these (restaurant_id, seq) positions, in the caller's transaction."""
+        if not positions:
+            return {}
+        condition = tuple_(events.c.restaurant_id, events.c.seq).in_(list(positions))
+        found = self._fetch(select(events).where(condition), conn)
+        return {(event.restaurant_id, event.seq): event for event in found}
+
     def read_all(
         self, after_id: int = 0, limit: int = 1000, partition: Partition = WHOLE
     ) -> list[RecordedEvent]:
         """All events after the row id ``after_id`` (keyset batches for replay), or only
         those of one partition's restaurants.
 
-        A replay reads millions of rows through here, so it skips SQLAlchemy's result
-        machinery: plain driver tuples, JSON parsed by orjson, about 5x less CPU per event.
+        A replay reads millions of rows through here (see ``_fetch``).
         """
         query = select(*events.columns).where(events.c.id > after_id)
         if not partition.whole:
             query = query.where(partition.clause(events.c.restaurant_id))
-        query = query.order_by(events.c.id).limit(limit)
         with self._engine.connect() as conn:
-            compiled = query.compile(dialect=conn.dialect)
-            params = compiled.construct_params()
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                if compiled.positiontup is not None:
-                    cursor.execute(str(compiled), [params[n] for n in compiled.positiontup])
-                else:
-                    cursor.execute(str(compiled), params)
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-        return [self._from_values(row) for row in rows]
+            return self._fetch(query.order_by(events.c.id).limit(limit), conn)
 
     def iter_all(self, batch_size: int = 1000) -> Iterator[RecordedEvent]:
         after = 0
@@ -380,12 +377,28 @@ class EventStore:
             return _stream_version(conn, stream_id)
 
     def _fetch(self, query: Any, conn: Connection | None = None) -> list[RecordedEvent]:
-        """Run ``query`` in the caller's transaction when given one, else on our own."""
-        if conn is not None:
-            return [self.to_recorded(row) for row in conn.execute(query).all()]
-        with self._engine.connect() as own:
-            rows = own.execute(query).all()
-        return [self.to_recorded(row) for row in rows]
+        """Run ``query`` (selecting every ``events`` column) in the caller's transaction when
+        given one, else on our own connection.
+
+        Replays, catch-up and the relay read millions of rows through here, so it skips
+        SQLAlchemy's result machinery: plain driver tuples, JSON parsed by orjson, about 5x
+        less CPU per event.
+        """
+        if conn is None:
+            with self._engine.connect() as own:
+                return self._fetch(query, own)
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = compiled.construct_params()
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            if compiled.positiontup is not None:
+                cursor.execute(str(compiled), [params[n] for n in compiled.positiontup])
+            else:
+                cursor.execute(str(compiled), params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        return [self._from_values(row) for row in rows]
 
     def _from_values(self, row: Sequence[Any]) -> RecordedEvent:
         """A RecordedEvent from a raw ``events`` row (JSON as text, time as driver value)."""
@@ -421,24 +434,6 @@ class EventStore:
                 if isinstance(recorded_at, datetime)
                 else datetime.fromisoformat(recorded_at)
             ),
-        )
-
-    def to_recorded(self, row: Row[Any]) -> RecordedEvent:
-        """Build a RecordedEvent from an ``events`` row, upcasting its payload."""
-        schema_version, data = self._registry.upcast(row.type, row.schema_version, row.data)
-        return RecordedEvent(
-            id=row.id,
-            event_id=row.event_id,
-            restaurant_id=row.restaurant_id,
-            seq=row.seq,
-            stream_type=row.stream_type,
-            stream_id=row.stream_id,
-            version=row.version,
-            type=row.type,
-            schema_version=schema_version,
-            data=data,
-            metadata=row.metadata,
-            recorded_at=as_utc(row.recorded_at),
         )
 
 

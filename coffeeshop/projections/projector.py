@@ -45,7 +45,7 @@ class Projector:
         store: EventStore,
         clock: Clock = utc_now,
         *,
-        batch_size: int = 500,
+        batch_size: int = 2000,
         targets: Mapping[Table, Table] | None = None,
     ) -> None:
         """``targets`` redirects the projection's tables (shadow or scratch copies)."""
