@@ -58,7 +58,6 @@ from coffeeshop.api.identity.roles import Role
 from coffeeshop.api.identity.schemas import ApiKeyCreate, SignupCreate
 from coffeeshop.api.runtime import (
     BUS_BATCH,
-    CATCH_UP_INTERVAL_S,
     build_projectors,
     run_projectors,
     run_relay,
@@ -890,7 +889,7 @@ def in_process_latency(
     watcher: Watcher,
 ) -> None:
     reset_states(container.engine)
-    side = ReadSide(settings, catch_up_interval_s=CATCH_UP_INTERVAL_S)
+    side = ReadSide(settings, catch_up_interval_s=settings.catch_up_seconds)
     side.start()
     try:
         side.start_relay()

@@ -43,7 +43,6 @@ EMBEDDED_SWEEP_S = 0.5
 GRACEFUL_STOP_S = 15.0  # a stopping process waits this long for the batch in hand
 log = logging.getLogger("coffeeshop.runtime")
 bus_log = logging.getLogger("coffeeshop.bus")  # FastStream's own lines, through our logging
-CATCH_UP_INTERVAL_S = 5.0
 BUS_BATCH = (
     2000  # messages per read: per-batch costs (locks, prefetch, flush) are most of the cost at 500
 )
@@ -132,7 +131,7 @@ async def run_embedded(container: Container, stop: asyncio.Event) -> None:
             await runner.start()
         await asyncio.gather(
             relay.run(stop),
-            catch_up_forever(runners, stop, CATCH_UP_INTERVAL_S),
+            catch_up_forever(runners, stop, container.settings.catch_up_seconds),
             # Report tasks: no Redis, no separate worker; new tasks are found within 0.5 s.
             sweep_forever(
                 container.report_tasks,
@@ -180,7 +179,7 @@ async def run_projectors(
     names: Sequence[str],
     stop: asyncio.Event,
     projectors: Sequence[Projector] | None = None,
-    catch_up_interval_s: float = CATCH_UP_INTERVAL_S,
+    catch_up_interval_s: float | None = None,
 ) -> None:
     """Production projectors: one consumer group per projection on every partition stream.
 
@@ -200,7 +199,8 @@ async def run_projectors(
             await runner.start()
         if not stop.is_set():
             await bus.start()
-        await _watch(runners, redis, bus, stop, interval_s=catch_up_interval_s)
+        interval_s = catch_up_interval_s or settings.catch_up_seconds
+        await _watch(runners, redis, bus, stop, interval_s=interval_s)
     finally:
         await bus.stop()
         await redis.aclose()
@@ -219,6 +219,7 @@ class _Subscriptions:
         self._subscribers: list[Any] = []
         self._stopping: set[asyncio.Task[None]] = set()
         self.groups = [runner.projector.name for runner in runners]
+        self._decoded = DecodedEvents()
 
     async def start(self) -> None:
         # On stop, FastStream lets the batches in hand finish (and be acked) first.
@@ -239,7 +240,7 @@ class _Subscriptions:
                 subscriber = broker.subscriber(
                     stream=source, parser=parse_batch, decoder=decode_batch
                 )
-                subscriber(_consumer(runner))
+                subscriber(_consumer(runner, self._decoded))
                 subscribers.append(subscriber)
         await broker.start()
         self._broker, self._subscribers = broker, subscribers
@@ -308,10 +309,31 @@ async def _watch(
         await _catch_up_all(runners)
 
 
-def _consumer(runner: ProjectorRunner) -> Any:
+class DecodedEvents:
+    """Each message reaches every consumer group of this process: decode it once.
+
+    Keyed by the message bytes; the same RecordedEvent (and its payload decoded once,
+    which it caches) then serves every projection. Bounded: it starts over when full.
+    """
+
+    def __init__(self, capacity: int = 4 * BUS_BATCH) -> None:
+        self._capacity = capacity
+        self._events: dict[bytes, RecordedEvent] = {}
+
+    def __call__(self, body: Any) -> RecordedEvent:
+        if not isinstance(body, bytes):
+            return from_message(decode_body(body), registry)
+        event = self._events.get(body)
+        if event is None:
+            if len(self._events) >= self._capacity:
+                self._events.clear()
+            event = self._events[body] = from_message(decode_body(body), registry)
+        return event
+
+
+def _consumer(runner: ProjectorRunner, decoded: DecodedEvents) -> Any:
     async def consume(bodies: list[Any]) -> None:
-        events = [from_message(decode_body(body), registry) for body in bodies]
-        await runner.apply(events)
+        await runner.apply([decoded(body) for body in bodies])
 
     consume.__name__ = f"project_{runner.projector.name}"
     return consume

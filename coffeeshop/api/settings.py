@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     lag_alert_seconds: float = Field(default=60.0, gt=0)
     outbox_stale_seconds: int = Field(default=30, ge=1)
     bus_partitions: int = Field(default=1, ge=1, le=1024)
+    catch_up_seconds: float = Field(default=5.0, gt=0, le=3600)
 
     sentry_dsn: SecretStr | None = None
     sentry_traces_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)

@@ -10,6 +10,7 @@ import orjson
 from faststream.redis.message import bDATA_KEY
 from faststream.redis.parser.binary import BinaryMessageFormatV1
 
+from coffeeshop.api.runtime import DecodedEvents
 from coffeeshop.events.redis_bus import decode_batch, message_prefix, parse_batch
 
 
@@ -42,3 +43,33 @@ def test_the_batch_parser_hands_the_entries_through_untouched() -> None:
     assert seen[0]["data"] == []  # FastStream's parser never decodes the entries
     assert seen[0]["message_ids"] == raw["message_ids"]  # it still acks every one
     assert asyncio.run(decode_batch(parsed)) == bodies
+
+
+def _message(seq: int) -> bytes:
+    return orjson.dumps(
+        {
+            "id": seq,
+            "event_id": f"e{seq}",
+            "restaurant_id": "r",
+            "seq": seq,
+            "stream_type": "order",
+            "stream_id": "o",
+            "version": seq,
+            "type": "SomethingNew",
+            "schema_version": 1,
+            "data": {"n": seq},
+            "metadata": {},
+            "recorded_at": "2026-12-04T10:00:00+00:00",
+        }
+    )
+
+
+def test_every_consumer_group_of_a_process_shares_one_decoded_event() -> None:
+    decoded = DecodedEvents(capacity=2)
+    first = decoded(_message(1))
+    assert decoded(_message(1)) is first  # the next group's copy of the same message
+    assert decoded(_message(2)) is not first
+    assert decoded(_message(2)).seq == 2
+    decoded(_message(3))  # full: starts over rather than grow
+    assert decoded(_message(1)) is not first
+    assert decoded(_message(1)) == first
