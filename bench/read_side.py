@@ -177,11 +177,13 @@ def make_bench_settings(args: argparse.Namespace) -> Settings:
 
 
 def prepare_database(settings: Settings, server_url: str) -> Engine:
-    """Create coffeeshop_bench, drop whatever tables it has, migrate it."""
+    """Create the settings' database (coffeeshop_bench), drop whatever tables it has,
+    migrate it."""
+    name = make_url(settings.database_url).database
     admin = make_engine(settings, f"{server_url}/?charset=utf8mb4")
     try:
         with admin.begin() as conn:
-            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{DB_NAME}` CHARACTER SET utf8mb4"))
+            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
     finally:
         admin.dispose()
     engine = make_engine(settings)
@@ -195,10 +197,11 @@ def prepare_database(settings: Settings, server_url: str) -> Engine:
 
 
 def drop_database(settings: Settings, server_url: str) -> None:
+    name = make_url(settings.database_url).database
     admin = make_engine(settings, f"{server_url}/?charset=utf8mb4")
     try:
         with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{DB_NAME}`"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
     finally:
         admin.dispose()
 
