@@ -35,9 +35,10 @@ from coffeeshop.events.redis_bus import (
 )
 from coffeeshop.events.registry import registry
 from coffeeshop.events.relay import Relay
+from coffeeshop.events.store import EventStore
 from coffeeshop.projections import tracking
 from coffeeshop.projections.catalog import build_projections
-from coffeeshop.projections.projector import ProjectionFailed, Projector
+from coffeeshop.projections.projector import ProjectionFailed, Projector, catch_up_together
 
 EMBEDDED_SWEEP_S = 0.5
 GRACEFUL_STOP_S = 15.0  # a stopping process waits this long for the batch in hand
@@ -70,10 +71,6 @@ class ProjectorRunner:
             raise RuntimeError(f"projection {self.projector.name} is stopped after a failure")
         await self._run(self.projector.apply_batch, events)
 
-    async def catch_up(self) -> None:
-        if not self.failed:
-            await self._run(self.projector.catch_up)
-
     async def _run(self, work: Any, *args: Any) -> None:
         try:
             await asyncio.to_thread(work, *args)
@@ -81,36 +78,46 @@ class ProjectorRunner:
             self.failed = True  # already logged and recorded in projection_states
             raise
 
-    async def start(self) -> None:
-        await asyncio.to_thread(self.projector.mark, "live")
-        try:
-            await self.catch_up()
-        except ProjectionFailed:
-            pass  # recorded; the projection stays stopped until restarted
-        except Exception:
-            # A transient database error (e.g. a deadlock with the RENAME of a replay that
-            # swaps tables right now): the periodic catch-up tries again.
-            log.warning("start-up catch-up of %s failed; retrying later", self.projector.name)
+
+async def start_runners(runners: Sequence[ProjectorRunner], store: EventStore) -> None:
+    """Mark every projection live, then catch them up from the store together."""
+    for runner in runners:
+        await asyncio.to_thread(runner.projector.mark, "live")
+    # A transient database error here (e.g. a deadlock with the RENAME of a replay that
+    # swaps tables right now) is retried by the periodic catch-up.
+    await catch_up_runners(runners, store, "start-up catch-up of %s failed; retrying later")
 
 
 async def catch_up_forever(
-    runners: Sequence[ProjectorRunner], stop: asyncio.Event, interval_s: float
+    runners: Sequence[ProjectorRunner], store: EventStore, stop: asyncio.Event, interval_s: float
 ) -> None:
     """Heal from the store whatever the bus lost (a flushed Redis, a crashed relay)."""
     while not stop.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        await _catch_up_all(runners)
+        await catch_up_runners(runners, store)
 
 
-async def _catch_up_all(runners: Sequence[ProjectorRunner]) -> None:
-    for runner in runners:
-        try:
-            await runner.catch_up()
-        except ProjectionFailed:
-            pass  # recorded; the projection stays stopped until restarted
-        except Exception:
-            log.exception("catch-up of %s failed; retrying", runner.projector.name)
+async def catch_up_runners(
+    runners: Sequence[ProjectorRunner],
+    store: EventStore,
+    warning: str = "catch-up of %s failed; retrying",
+) -> None:
+    """One read of the store for every projection still running; a failed one stops (it
+    is recorded in projection_states), a transient error is logged and retried later."""
+    by_projector = {id(runner.projector): runner for runner in runners if not runner.failed}
+
+    def failed(projector: Projector, error: Exception) -> None:
+        if isinstance(error, ProjectionFailed):
+            by_projector[id(projector)].failed = True
+        else:
+            log.warning(warning, projector.name, exc_info=error)
+
+    projectors = [runner.projector for runner in by_projector.values()]
+    try:
+        await asyncio.to_thread(catch_up_together, projectors, store, failed)
+    except Exception:
+        log.exception("catch-up failed; retrying")
 
 
 async def run_embedded(container: Container, stop: asyncio.Event) -> None:
@@ -127,11 +134,10 @@ async def run_embedded(container: Container, stop: asyncio.Event) -> None:
 
     container.store.after_commit.append(wake)
     try:
-        for runner in runners:
-            await runner.start()
+        await start_runners(runners, container.store)
         await asyncio.gather(
             relay.run(stop),
-            catch_up_forever(runners, stop, container.settings.catch_up_seconds),
+            catch_up_forever(runners, container.store, stop, container.settings.catch_up_seconds),
             # Report tasks: no Redis, no separate worker; new tasks are found within 0.5 s.
             sweep_forever(
                 container.report_tasks,
@@ -195,12 +201,11 @@ async def run_projectors(
     bus = _Subscriptions(settings.redis_url, runners, settings.bus_partitions)
     try:
         await _until_redis_answers(redis, bus.groups, settings.bus_partitions, stop)
-        for runner in runners:
-            await runner.start()
+        await start_runners(runners, container.store)
         if not stop.is_set():
             await bus.start()
         interval_s = catch_up_interval_s or settings.catch_up_seconds
-        await _watch(runners, redis, bus, stop, interval_s=interval_s)
+        await _watch(runners, container.store, redis, bus, stop, interval_s=interval_s)
     finally:
         await bus.stop()
         await redis.aclose()
@@ -283,6 +288,7 @@ async def _until_redis_answers(
 
 async def _watch(
     runners: Sequence[ProjectorRunner],
+    store: EventStore,
     redis: Redis,
     bus: _Subscriptions,
     stop: asyncio.Event,
@@ -306,7 +312,7 @@ async def _watch(
             await forget_idle_consumers(redis, bus.groups, bus.partitions, DEAD_CONSUMER_MS)
         except Exception:
             log.warning("could not check the bus subscriptions; Redis unavailable?", exc_info=True)
-        await _catch_up_all(runners)
+        await catch_up_runners(runners, store)
 
 
 class DecodedEvents:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.registry import registry
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import tracking
-from coffeeshop.projections.projector import ProjectionFailed, Projector
+from coffeeshop.projections.projector import ProjectionFailed, Projector, catch_up_together
 from tests.integration.read_side_helpers import (
     append_categories,
     applied_seqs,
@@ -108,3 +111,49 @@ def test_a_failing_handler_stops_the_projection_without_skipping(
     assert state == "failed"
     assert error is not None
     assert "poison" in error
+
+
+class _CountingReads(EventStore):
+    """The real store, counting how often catch-up reads each restaurant's events."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, registry)
+        self.reads: Counter[str] = Counter()
+
+    def read_restaurant(self, restaurant_id: str, *args: Any, **kwargs: Any) -> list[RecordedEvent]:
+        self.reads[restaurant_id] += 1
+        return super().read_restaurant(restaurant_id, *args, **kwargs)
+
+
+def test_projections_caught_up_together_read_the_store_once_for_all(engine: Engine) -> None:
+    metadata.create_all(engine)
+    store = _CountingReads(engine)
+    restaurant = str(uuid.uuid4())
+    append_categories(store, restaurant, ["a", "b", "c"])
+    ahead, behind = _projector(engine, store), _projector(engine, store)
+    ahead.catch_up_restaurant(restaurant, 2)  # one projection is further along
+    append_categories(store, restaurant, ["d"])
+    store.reads.clear()
+
+    catch_up_together([ahead, behind], store)
+
+    head = store.head(restaurant)
+    assert store.reads[restaurant] == 1  # one batch, from the lowest checkpoint, for both
+    assert applied_seqs(engine, ahead.name, restaurant) == list(range(1, head + 1))
+    assert applied_seqs(engine, behind.name, restaurant) == list(range(1, head + 1))
+
+
+def test_a_failing_projection_caught_up_together_does_not_hold_the_others_back(
+    engine: Engine, store: EventStore
+) -> None:
+    restaurant = str(uuid.uuid4())
+    append_categories(store, restaurant, ["ok", "poison", "after"])
+    broken, healthy = _projector(engine, store, fail_on="poison"), _projector(engine, store)
+    errors: list[tuple[str, Exception]] = []
+
+    catch_up_together([broken, healthy], store, lambda p, e: errors.append((p.name, e)))
+
+    assert [(name, type(error)) for name, error in errors] == [(broken.name, ProjectionFailed)]
+    assert applied_seqs(engine, healthy.name, restaurant) == [1, 2, 3, 4]
+    # It stopped at the first poison it met (other tests' restaurants may hold one too).
+    assert 2 not in applied_seqs(engine, broken.name, restaurant)

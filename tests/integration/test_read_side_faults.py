@@ -21,6 +21,7 @@ from coffeeshop.api.runtime import (
     build_projectors,
     run_projectors,
     run_relay,
+    start_runners,
 )
 from coffeeshop.commands.handling import CommandContext
 from coffeeshop.commands.models import (
@@ -186,14 +187,14 @@ def test_a_transient_database_error_at_start_up_does_not_kill_the_projector(
     projector = build_projectors(container, ["orders"])[0]
     calls = []
 
-    def deadlocked() -> int:
+    def deadlocked() -> dict[str, int]:
         calls.append(1)
-        raise OperationalError("INSERT ...", {}, Exception("1213 Deadlock found"))
+        raise OperationalError("SELECT ...", {}, Exception("1213 Deadlock found"))
 
-    projector.catch_up = deadlocked  # type: ignore[method-assign]
+    projector.positions = deadlocked  # type: ignore[method-assign]
     runner = ProjectorRunner(projector)
     try:
-        asyncio.run(runner.start())
+        asyncio.run(start_runners([runner], container.store))
     finally:
         container.close()
     assert calls == [1]
