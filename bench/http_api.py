@@ -378,7 +378,7 @@ def py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | Non
         return None
     argv = [str(binary), "record", "-d", str(int(seconds)), "-p", str(pid), "-o", str(out)]
     return subprocess.Popen(  # own child, waited for by the caller
-        [*argv, "-f", "raw", "--nonblocking"],
+        [*argv, "-f", "raw"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -493,7 +493,7 @@ def write_part(args: argparse.Namespace, figures: Figures, rss: RssSampler, tmp:
                 figures.add("A lag", lag.close())
                 figures.add("A drain", drain_seconds(engine, ids))
                 wrk_into(figures, "A post", result)
-                figures.add("A cpu/req", 1000 * cpu / max(1, result.requests))
+                figures.add("A post cpu/req", 1000 * cpu / max(1, result.requests))
                 if spy is not None:
                     spy.wait(args.seconds + 30)
                 rss.sample()
