@@ -397,9 +397,10 @@ def ensure_orders_dataset(
         engine.dispose()
     seeded_now = marker is None
     if marker is None:
-        restaurant_id, owner_id, events, seconds = seed(url, spec, workers, say)
+        restaurant_id, owner_id, _orders_events, seconds = seed(url, spec, workers, say)
         engine = make_engine(settings_for(url))
         try:
+            events = _head(engine, restaurant_id)  # the menu's events too: what a rerun checks
             _ensure_marker(engine)
             with engine.begin() as conn:
                 conn.execute(
