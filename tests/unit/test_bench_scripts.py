@@ -65,4 +65,3 @@ def test_wrk_summary_line_is_parsed() -> None:
     assert result.socket_errors == 1
     with pytest.raises(RuntimeError):
         raw_limits.parse_wrk("no summary")
-
