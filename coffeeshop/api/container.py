@@ -53,6 +53,8 @@ class Container:
     def close(self) -> None:
         self.cache.close()
         self.engine.dispose()
+        if self.reads is not self.engine:
+            self.reads.dispose()
 
     async def aclose(self) -> None:
         if self.redis is not None:
@@ -81,17 +83,19 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         redis=redis,
         clock=clock,
         cache=_build_cache(settings),
-        reads=read_engine(engine),
+        reads=read_engine(settings, engine),
         limiter=RateLimiter(settings),
         report_tasks=ReportTasks(engine, clock, identity.timezone_of),
         report_bell=redis_bell(settings.redis_url) if settings.redis_url else no_bell,
     )
 
 
-def read_engine(engine: Engine) -> Engine:
+def read_engine(settings: Settings, engine: Engine) -> Engine:
+    """A pool of its own whose connections are autocommit from the start, so a query's
+    checkout costs no round trips to set and reset the isolation level."""
     if engine.dialect.name == "sqlite":
         return engine  # readers see a snapshot in WAL mode; the swap is one transaction
-    return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return make_engine(settings, engine.url.render_as_string(hide_password=False), autocommit=True)
 
 
 def _build_cache(settings: Settings) -> Cache:

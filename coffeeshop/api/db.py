@@ -15,11 +15,19 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def make_engine(
-    settings: Settings, database_url: str | None = None, *, bulk_load: bool = False
+    settings: Settings,
+    database_url: str | None = None,
+    *,
+    bulk_load: bool = False,
+    autocommit: bool = False,
 ) -> Engine:
     """``bulk_load`` lets the engine's MySQL connections send ``LOAD DATA LOCAL INFILE``
     (a rebuild's bulk writes). It is off everywhere else: with it, a server could ask the
-    client for any file the process can read, so only the replay's own engine has it."""
+    client for any file the process can read, so only the replay's own engine has it.
+
+    ``autocommit`` makes every connection of the pool autocommit from the start (the query
+    engine): set per checkout instead, SQLAlchemy would spend two extra round trips on each
+    one, setting the level and resetting it on return."""
     url = make_url(database_url or settings.database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url.render_as_string(hide_password=False))
@@ -38,7 +46,7 @@ def make_engine(
         pool_recycle=3600,
         # Each statement sees what committed before it: the append reads the stream
         # version after taking the restaurant's sequence lock and must not use an older snapshot.
-        isolation_level="READ COMMITTED",
+        isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
         connect_args=connect_args,
         json_serializer=jsonio.dumps,
         json_deserializer=jsonio.loads,

@@ -12,12 +12,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
+import orjson
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Connection, Engine, Row, Select, and_, func, or_, select
 
 from coffeeshop.projections.order_history import order_history as history
 from coffeeshop.projections.orders import order_counters, orders
-from coffeeshop.queries.pagination import InvalidCursor, Page, PageRequest, build_page
+from coffeeshop.queries.pagination import (
+    InvalidCursor,
+    Page,
+    PageRequest,
+    build_page,
+    encode_cursor,
+)
 
 OrderStatus = Literal["pending", "preparing", "ready", "served", "paid", "cancelled"]
 ORDER_STATUSES: tuple[str, ...] = get_args(OrderStatus)
@@ -80,9 +87,7 @@ class OrderFilters:
 def list_orders(
     engine: Engine, restaurant_id: str, filters: OrderFilters, page: PageRequest
 ) -> Page[OrderView]:
-    with engine.connect() as conn:
-        rows = conn.execute(list_query(restaurant_id, filters, page)).all()
-        total = _total(conn, restaurant_id, filters, page)
+    rows, total = _page_rows(engine, restaurant_id, filters, page)
     return build_page(
         [_order_view(row) for row in rows],
         page,
@@ -91,19 +96,61 @@ def list_orders(
     )
 
 
+def list_orders_json(
+    engine: Engine, restaurant_id: str, filters: OrderFilters, page: PageRequest
+) -> bytes:
+    """The same page as ``list_orders``, as the JSON of a ``Page[OrderView]``, written by
+    orjson straight from the rows: a page of 20 orders through pydantic models cost more
+    CPU than the two queries behind it."""
+    rows, total = _page_rows(engine, restaurant_id, filters, page)
+    has_more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    last = rows[-1] if has_more and rows else None
+    document = {
+        "items": [order_document(row) for row in rows],
+        "total": total,
+        "skip": page.skip,
+        "limit": page.limit,
+        "has_more": has_more,
+        "next_cursor": None
+        if last is None
+        else encode_cursor([filters.sort, _as_utc(last.created_at).isoformat(), last.order_id]),
+    }
+    return orjson.dumps(document, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+
+
+def _page_rows(
+    engine: Engine, restaurant_id: str, filters: OrderFilters, page: PageRequest
+) -> tuple[Sequence[Row[Any]], int | None]:
+    """The page and its total on one connection (one checkout for both statements)."""
+    with engine.connect() as conn:
+        rows = conn.execute(list_query(restaurant_id, filters, page)).all()
+        total = _total(conn, restaurant_id, filters, page)
+    return rows, total
+
+
 def list_query(restaurant_id: str, filters: OrderFilters, page: PageRequest) -> Select[Any]:
-    """One page (plus one row, to tell whether more exist) in index order."""
+    """One page (plus one row, to tell whether more exist) in index order.
+
+    An offset page finds its order ids on the index alone (a deferred join), then reads
+    just those rows: skipping through whole rows costs a row lookup per skipped order."""
     descending = filters.sort == "-created_at"
-    keys = (orders.c.created_at, orders.c.order_id)
-    query = (
-        select(orders)
-        .where(orders.c.restaurant_id == restaurant_id, *_conditions(filters))
-        .order_by(*(key.desc() if descending else key.asc() for key in keys))
-        .limit(page.limit + 1)
-    )
+    scope = (orders.c.restaurant_id == restaurant_id, *_conditions(filters))
+    if page.cursor is None and page.skip:
+        keys = select(orders.c.order_id, orders.c.created_at).where(*scope)
+        slice_ = _ordered(keys, keys.selected_columns, descending)
+        ids = slice_.limit(page.limit + 1).offset(page.skip).subquery("page")
+        joined = select(orders).join(ids, ids.c.order_id == orders.c.order_id)
+        return _ordered(joined, ids.c, descending)
+    query = _ordered(select(orders).where(*scope), orders.c, descending).limit(page.limit + 1)
     if page.cursor is not None:
         return query.where(_after(page.cursor, filters.sort))
-    return query.offset(page.skip)
+    return query
+
+
+def _ordered(query: Select[Any], columns: Any, descending: bool) -> Select[Any]:
+    keys = (columns.created_at, columns.order_id)
+    return query.order_by(*(key.desc() if descending else key.asc() for key in keys))
 
 
 def get_order(engine: Engine, restaurant_id: str, order_id: str) -> OrderView | None:
@@ -218,6 +265,43 @@ def _order_view(row: Row[Any]) -> OrderView:
         cancel_reason=row.cancel_reason,
         version=row.version,
     )
+
+
+def order_document(row: Row[Any]) -> dict[str, Any]:
+    """An order as ``OrderView`` serialises it (same keys, same order); times are naive UTC
+    or aware, and orjson writes both as RFC 3339 with ``Z`` (OPT_NAIVE_UTC | OPT_UTC_Z)."""
+    return {
+        "id": row.order_id,
+        "status": row.status,
+        "table_id": row.table_id,
+        "customer_name": row.customer_name,
+        "notes": row.notes,
+        "lines": [
+            {
+                "line_id": line["line_id"],
+                "menu_item_id": line["menu_item_id"],
+                "name": line["name"],
+                "unit_price_cents": line["unit_price_cents"],
+                "quantity": line["quantity"],
+                "notes": line["notes"],
+                "line_total_cents": line["line_total_cents"],
+            }
+            for line in row.lines
+        ],
+        "total_cents": row.total_cents,
+        "tip_cents": row.tip_cents,
+        "paid_cents": row.paid_cents,
+        "payment_method": row.payment_method,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "started_at": row.started_at,
+        "ready_at": row.ready_at,
+        "served_at": row.served_at,
+        "paid_at": row.paid_at,
+        "cancelled_at": row.cancelled_at,
+        "cancel_reason": row.cancel_reason,
+        "version": row.version,
+    }
 
 
 def _history_entry(row: Row[Any]) -> HistoryEntry:

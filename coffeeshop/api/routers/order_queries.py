@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1/orders", tags=["order queries"])
 STALE = "X-Projection-Stale"
 
 
-@router.get("")
+@router.get("", response_model=Page[OrderView])
 def list_orders(
     *,
     caller: CurrentPrincipal,
@@ -38,7 +38,7 @@ def list_orders(
     created_to: Annotated[datetime | None, Query(description="Placed before (RFC 3339)")] = None,
     sort: Annotated[OrderSort, Query(description="created_at: oldest first")] = "-created_at",
     min_position: MinPosition = None,
-) -> Page[OrderView]:
+) -> Response:
     """The restaurant's orders, newest first unless sort=created_at."""
     filters = OrderFilters(
         statuses=tuple(status or ()),
@@ -54,9 +54,11 @@ def list_orders(
         )
     await_position(container, caller, orders_projection.NAME, min_position, response)
     try:
-        return queries.list_orders(container.reads, caller.restaurant_id, filters, page)
+        body = queries.list_orders_json(container.reads, caller.restaurant_id, filters, page)
     except InvalidCursor as exc:
         raise _bad_cursor(exc) from exc
+    stale = response.headers.get(STALE)
+    return Response(body, media_type="application/json", headers={STALE: stale} if stale else None)
 
 
 @router.get("/{order_id}")
