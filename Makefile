@@ -31,6 +31,7 @@ services: ## Start MariaDB and Redis on loopback if they are installed but not r
 
 bench: install services wrk ## Every benchmark in turn (MariaDB, Redis and wrk on loopback; ~20 min)
 	$(UV) run --frozen python bench/http_api.py $(HTTP_BENCH_ARGS)
+	$(UV) run --frozen python bench/pipeline.py
 	$(UV) run --frozen python bench/read_side.py
 	$(UV) run --frozen python bench/replay.py
 

@@ -12,7 +12,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
-SCRIPTS = ["raw_limits.py", "http_api.py", "orders_dataset.py", "read_side.py", "replay.py"]
+SCRIPTS = [
+    "raw_limits.py",
+    "http_api.py",
+    "orders_dataset.py",
+    "pipeline.py",
+    "read_side.py",
+    "replay.py",
+]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
