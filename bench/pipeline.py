@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 import raw_limits
+from http_api import cpu_seconds
 from read_side import (
     BIN,
     Child,
@@ -184,17 +185,6 @@ def _children_of(pid: int) -> list[int]:
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-
-
-def cpu_seconds(pids: Sequence[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 # -- 1. lag ------------------------------------------------------------------------------------
