@@ -27,6 +27,7 @@ from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.memory_bus import InProcessBus
 from coffeeshop.events.redis_bus import (
     RedisStreamsPublisher,
+    connect_redis,
     decode_batch,
     decode_body,
     ensure_groups,
@@ -172,7 +173,7 @@ async def redis_relay(container: Container) -> AsyncIterator[Relay]:
     """A relay publishing to Redis Streams (the relay process, the scheduler's outbox sweep)."""
     settings = container.settings
     assert settings.redis_url is not None, "the relay needs REDIS_URL"
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url)
     try:
         publisher = RedisStreamsPublisher(redis, settings.bus_partitions)
         yield Relay(container.engine, container.store, publisher)
@@ -197,7 +198,7 @@ async def run_projectors(
     assert settings.redis_url is not None, "projectors need REDIS_URL"
     chosen = projectors if projectors is not None else build_projectors(container, names)
     runners = [ProjectorRunner(p) for p in chosen]
-    redis = Redis.from_url(settings.redis_url)
+    redis = connect_redis(settings.redis_url)
     bus = _Subscriptions(settings.redis_url, runners, settings.bus_partitions)
     try:
         await _until_redis_answers(redis, bus.groups, settings.bus_partitions, stop)

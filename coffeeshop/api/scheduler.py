@@ -44,6 +44,7 @@ from coffeeshop.api.container import Container
 from coffeeshop.api.identity.tables import restaurants
 from coffeeshop.api.runtime import build_projectors, projection_report, redis_relay
 from coffeeshop.events.clock import naive_utc
+from coffeeshop.events.redis_bus import connect_redis
 from coffeeshop.events.schema import Timestamp, outbox
 from coffeeshop.projections import shadow
 from coffeeshop.projections.verify import Verifier
@@ -287,7 +288,7 @@ class Scheduler:
 async def run_scheduler(container: Container, stop: asyncio.Event) -> None:
     """The production scheduler process (`coffeeshop scheduler`)."""
     assert container.settings.redis_url is not None, "the scheduler needs REDIS_URL"
-    redis = Redis.from_url(container.settings.redis_url)
+    redis = connect_redis(container.settings.redis_url)
     try:
         async with redis_relay(container) as relay:
             await Scheduler(container, SchedulerLock(redis), relay.relay_once).run(stop)

@@ -23,6 +23,7 @@ from redis.exceptions import ResponseError
 
 from coffeeshop.api.container import Container
 from coffeeshop.api.report_tasks import STREAM, UNCLAIMED_GRACE, ReportTasks
+from coffeeshop.events.redis_bus import connect_redis
 
 log = logging.getLogger("coffeeshop.worker")
 GROUP = "report-workers"
@@ -42,7 +43,7 @@ async def run_worker(
     assert url is not None, "the worker needs REDIS_URL"
     name = worker_name()
     tasks = container.report_tasks
-    redis = Redis.from_url(url)
+    redis = connect_redis(url)
     broker = RedisBroker(url, graceful_timeout=GRACEFUL_STOP_S)
 
     @broker.subscriber(stream=StreamSub(STREAM, group=GROUP, consumer=name))

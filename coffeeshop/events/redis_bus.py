@@ -13,12 +13,25 @@ import orjson
 from faststream.redis.message import DATA_KEY, bDATA_KEY
 from faststream.redis.parser.binary import BinaryMessageFormatV1
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ResponseError
 
 from coffeeshop.events.bus import partition_of, stream_name, to_message
 from coffeeshop.events.envelope import RecordedEvent
 
 DEFAULT_MAXLEN = 100_000
+
+
+def connect_redis(url: str) -> Redis:
+    """A client for the long-running processes (relay, projector, worker, scheduler).
+
+    redis-py's asyncio client does not retry by default: after Redis restarts, the first
+    command on each pooled connection fails with "Connection closed by server" although
+    Redis is back, and the caller loses a whole retry interval. This one reconnects and
+    retries a connection error a few times within about a second.
+    """
+    return Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 4))
 
 
 class RedisStreamsPublisher:
