@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from coffeeshop.api.db import make_engine
 from coffeeshop.api.identity.credentials import PasswordHasher, TokenIssuer
+from coffeeshop.api.identity.key_cache import ApiKeyCache
 from coffeeshop.api.identity.service import IdentityService
 from coffeeshop.api.ratelimit import RateLimiter
 from coffeeshop.api.report_tasks import ReportTasks, no_bell, redis_bell
@@ -70,7 +71,8 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         timedelta(minutes=settings.access_token_expire_minutes),
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    identity = IdentityService(engine, store, PasswordHasher(), clock)
+    key_cache = ApiKeyCache(_sync_redis(settings.redis_url)) if settings.redis_url else None
+    identity = IdentityService(engine, store, PasswordHasher(), clock, key_cache)
     executor = CommandExecutor(store, clock)
     return Container(
         settings=settings,
@@ -103,10 +105,15 @@ def _build_cache(settings: Settings) -> Cache:
     no retries, and the cache fails open); an in-process LRU in embedded mode."""
     if settings.redis_url is None:
         return MemoryCache()
-    client = redis.Redis.from_url(
-        settings.redis_url,
+    return RedisCache(_sync_redis(settings.redis_url))
+
+
+def _sync_redis(url: str) -> redis.Redis:
+    """For reads on the request path: short timeouts and no retries, since every user of
+    it has an answer without Redis (the menu from MySQL, the API key from MySQL)."""
+    return redis.Redis.from_url(
+        url,
         socket_timeout=CACHE_SOCKET_TIMEOUT_S,
         socket_connect_timeout=CACHE_SOCKET_TIMEOUT_S,
         retry=Retry(NoBackoff(), 0),
     )
-    return RedisCache(client)

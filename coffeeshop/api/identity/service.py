@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import Engine, Row, Select, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from coffeeshop.api.errors import Conflict, ResourceNotFound, Unprocessable
+from coffeeshop.api.errors import Conflict, ResourceNotFound, ServiceUnavailable, Unprocessable
 from coffeeshop.api.identity import schemas
 from coffeeshop.api.identity.credentials import PasswordHasher, api_key_hash, new_api_key
+from coffeeshop.api.identity.key_cache import ApiKeyCache, RevocationNotBroadcast
 from coffeeshop.api.identity.principal import Principal
 from coffeeshop.api.identity.roles import Role
 from coffeeshop.api.identity.tables import api_keys, dining_tables, restaurants, users
@@ -27,13 +28,19 @@ from coffeeshop.queries.pagination import Page, PageRequest, build_page
 
 class IdentityService:
     def __init__(
-        self, engine: Engine, store: EventStore, hasher: PasswordHasher, clock: Clock
+        self,
+        engine: Engine,
+        store: EventStore,
+        hasher: PasswordHasher,
+        clock: Clock,
+        key_cache: ApiKeyCache | None = None,
     ) -> None:
         self._engine = engine
         self._store = store
         self._hasher = hasher
         self._clock = clock
         self._timezones: dict[str, str] = {}
+        self._key_cache = key_cache
 
     def warm(self) -> None:
         """Pay the password hasher's one-off cost now, not in the first login's response."""
@@ -145,7 +152,9 @@ class IdentityService:
         return self._page(query, api_keys.c, page, _api_key_public)
 
     def revoke_api_key(self, caller: Principal, key_id: str) -> None:
-        """Revoke at once; revoking a revoked key is a no-op, another tenant's key is 404."""
+        """Revoke at once, in every API process; revoking a revoked key is a no-op (but tells
+        the processes again, so retrying a revocation that could not be told helps), another
+        tenant's key is 404."""
         mine = (api_keys.c.id == key_id) & (api_keys.c.restaurant_id == caller.restaurant_id)
         with self._engine.begin() as conn:
             revoked = conn.execute(
@@ -155,12 +164,25 @@ class IdentityService:
             ).rowcount
             if not revoked and conn.execute(select(api_keys.c.id).where(mine)).first() is None:
                 raise ResourceNotFound("API key not found")
+        if self._key_cache is not None:
+            try:
+                self._key_cache.revoked()
+            except RevocationNotBroadcast as exc:
+                raise ServiceUnavailable(
+                    "The key is revoked, but not every API process could be told yet "
+                    "(Redis unreachable); repeat the request"
+                ) from exc
 
     def principal_for_api_key(self, key: str) -> Principal | None:
+        if self._key_cache is None:
+            return self._load_principal(api_key_hash(key))
+        return self._key_cache.lookup(api_key_hash(key), self._load_principal)
+
+    def _load_principal(self, key_hash: str) -> Principal | None:
         with self._engine.connect() as conn:
             row = conn.execute(
                 select(api_keys.c.id, api_keys.c.restaurant_id, api_keys.c.role).where(
-                    api_keys.c.key_hash == api_key_hash(key), api_keys.c.revoked_at.is_(None)
+                    api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
                 )
             ).first()
         if row is None:
