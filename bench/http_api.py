@@ -374,7 +374,7 @@ def drain_seconds(engine: Engine, restaurant_ids: Sequence[str]) -> float:
 def py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
     binary = BIN / "py-spy"
     if not binary.exists():
-        progress("py-spy is not installed in the venv: no profile (uv pip install py-spy)")
+        progress("py-spy is not installed in the venv: no profile (make install)")
         return None
     argv = [str(binary), "record", "-d", str(int(seconds)), "-p", str(pid), "-o", str(out)]
     return subprocess.Popen(  # own child, waited for by the caller
