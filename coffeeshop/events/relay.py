@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, RootTransaction
 
 from coffeeshop.events.bus import EventPublisher
 from coffeeshop.events.outbox import OutboxEntry, claim_batch, delete_entries
@@ -50,20 +50,45 @@ class Relay:
         return count
 
     async def _relay_locked(self) -> int:
-        """Keep the claimed rows locked while publishing, so other relays skip them."""
-        conn = await asyncio.to_thread(self._engine.connect)
+        """Keep the claimed rows locked while publishing, so other relays skip them.
+
+        Two trips to the thread pool per batch (claim, then delete and commit) and one per
+        empty poll: an idle relay polls a hundred times a second."""
+        claimed = await asyncio.to_thread(self._claim_locked)
+        if claimed is None:
+            return 0
+        conn, transaction, entries = claimed
         try:
-            transaction = await asyncio.to_thread(conn.begin)
-            entries = await asyncio.to_thread(claim_batch, conn, self._store, self._batch_size)
-            if not entries:
-                await asyncio.to_thread(transaction.rollback)
-                return 0
             await self._publisher.publish([entry.event for entry in entries])
-            await asyncio.to_thread(delete_entries, conn, entries)
-            await asyncio.to_thread(transaction.commit)
-        finally:
-            await asyncio.to_thread(conn.close)
+        except BaseException:
+            await asyncio.to_thread(conn.close)  # rolls back: the rows go out again later
+            raise
+        await asyncio.to_thread(self._delete_and_commit, conn, transaction, entries)
         return len(entries)
+
+    def _claim_locked(self) -> tuple[Connection, RootTransaction, list[OutboxEntry]] | None:
+        conn = self._engine.connect()
+        try:
+            transaction = conn.begin()
+            entries = claim_batch(conn, self._store, self._batch_size)
+            if entries:
+                return conn, transaction, entries
+            transaction.rollback()
+        except BaseException:
+            conn.close()
+            raise
+        conn.close()
+        return None
+
+    @staticmethod
+    def _delete_and_commit(
+        conn: Connection, transaction: RootTransaction, entries: list[OutboxEntry]
+    ) -> None:
+        try:
+            delete_entries(conn, entries)
+            transaction.commit()
+        finally:
+            conn.close()
 
     async def _relay_unlocked(self) -> int:
         """SQLite has one write lock for the whole file: holding it while in-process
