@@ -44,23 +44,20 @@ from typing import Any
 
 import httpx
 import raw_limits
-from http_api import cpu_seconds
-from read_side import (
-    BIN,
+from procs import (
     Child,
-    Shop,
-    append_backlog,
-    drop_database,
+    Progress,
+    children_of,
+    cpu_seconds,
     flush_redis,
     free_port,
-    open_shop,
     peak_rss_mb,
-    prepare_database,
     start_child,
     stop_children,
     tail,
     wait_healthy,
 )
+from read_side import BIN, Shop, append_backlog, drop_database, open_shop, prepare_database
 from sqlalchemy import func, select
 from stats import Measured, Table
 
@@ -76,11 +73,7 @@ DB_NAME = "coffeeshop_pipeline_bench"
 REDIS_DB = 14
 PROJECTIONS = ("orders", "order_history", "menu", "daily_sales")
 STEP_TIMEOUT_S = 300.0
-START = time.perf_counter()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.perf_counter() - START:7.1f}s] {message}", file=sys.stderr, flush=True)
+progress = Progress(width=7)
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -161,7 +154,7 @@ class Services:
         found = []
         for name, child in self.children.items():
             if name.startswith(prefix):
-                found += [child.process.pid, *_children_of(child.process.pid)]
+                found += [child.process.pid, *children_of(child.process.pid)]
         return found
 
     def check(self) -> None:
@@ -173,18 +166,11 @@ class Services:
         self.children[name] = start_child(name, argv, self.env, self._workdir)
 
     def _note_rss(self, child: Child) -> None:
-        for pid in [child.process.pid, *_children_of(child.process.pid)]:
+        for pid in [child.process.pid, *children_of(child.process.pid)]:
             rss = peak_rss_mb(pid)
             key = child.name if pid == child.process.pid else f"{child.name} worker"
             if not math.isnan(rss):
                 self.peak_rss[key] = max(rss, self.peak_rss.get(key, 0.0))
-
-
-def _children_of(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 # -- 1. lag ------------------------------------------------------------------------------------

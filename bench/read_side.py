@@ -26,10 +26,7 @@ import platform
 import queue
 import random
 import resource
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,6 +42,18 @@ from typing import Any
 import httpx
 import pymysql
 import redis
+from procs import (
+    Child,
+    Progress,
+    flush_redis,
+    free_port,
+    peak_rss_mb,
+    process_cpu_seconds,
+    start_child,
+    stop_children,
+    tail,
+    wait_healthy,
+)
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect as sa_inspect
@@ -94,11 +103,7 @@ DRAIN_TIMEOUT_S = 120.0
 IDLE_SAMPLE_S = 2.0
 BIN = Path(sys.executable).parent
 
-START = time.perf_counter()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.perf_counter() - START:6.1f}s] {message}", file=sys.stderr, flush=True)
+progress = Progress()
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -775,18 +780,6 @@ class Load:
     caught_up_s: float = math.nan  # last order visible -> every projection at its head
 
 
-def _cpu_s(pid: int | None = None) -> float:
-    """CPU seconds (user + system) of this process, or of a child by pid."""
-    if pid is None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def steady_load(
     container: Container,
     shops: list[Shop],
@@ -803,7 +796,7 @@ def steady_load(
     pids: dict[str, int | None] = {"bench process": None, "watcher": watcher.pid}
     pids.update({c.name: c.process.pid for c in children})
     with ThreadPoolExecutor(max_workers=16) as pool:
-        cpu = {name: _cpu_s(pid) for name, pid in pids.items()}
+        cpu = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
         begin = time.perf_counter()
         futures = []
         for n in range(count):
@@ -816,7 +809,7 @@ def steady_load(
         watched = [future.result() for future in futures]
     polls = watcher.collect()
     wall = time.perf_counter() - begin
-    cores = {name: (_cpu_s(pid) - cpu[name]) / wall for name, pid in pids.items()}
+    cores = {name: (process_cpu_seconds(pid) - cpu[name]) / wall for name, pid in pids.items()}
     load = Load(watched, issued, wall, polls, cores)
     load.caught_up_s = wait_drained(container, shops)
     progress(f"load done in {wall:.1f}s; every projection at head {load.caught_up_s:.1f}s later")
@@ -907,58 +900,6 @@ def in_process_latency(
 # -- 3b. through HTTP, every process separate --------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM of a live process, in MB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return math.nan
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-
-def start_child(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> Child:
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as sink:
-        process = subprocess.Popen(  # own children, stopped by pid in stop_children
-            argv, env=env, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT
-        )
-    return Child(name, process, log_path)
-
-
-def stop_children(children: list[Child]) -> None:
-    for child in children:
-        if child.process.poll() is None:
-            child.process.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.process.wait(10)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait(5)
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def start_services(settings: Settings, workdir: Path, port: int) -> list[Child]:
     """`coffeeshop serve`, `relay` and `projector`, configured by environment only."""
     env = dict(os.environ)
@@ -977,22 +918,6 @@ def start_services(settings: Settings, workdir: Path, port: int) -> list[Child]:
         start_child("relay", [tool, "relay"], env, workdir),
         start_child("projector", [tool, "projector"], env, workdir),
     ]
-
-
-def wait_healthy(base: str, children: list[Child], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        broken = [c for c in children if c.process.poll() is not None]
-        if broken:
-            raise RuntimeError(f"{broken[0].name} exited:\n{tail(broken[0].log_path)}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the API did not answer /health within {timeout_s:.0f} s")
-        time.sleep(0.1)
 
 
 @dataclass
@@ -1083,10 +1008,11 @@ def separate_processes(
         try:
             wait_healthy(base, children)
             wait_live(container.engine, lambda: any(c.process.poll() is not None for c in children))
-            idle = {c.name: _cpu_s(c.process.pid) for c in children}
+            idle = {c.name: process_cpu_seconds(c.process.pid) for c in children}
             time.sleep(IDLE_SAMPLE_S)
             idle = {
-                c.name: (_cpu_s(c.process.pid) - idle[c.name]) / IDLE_SAMPLE_S for c in children
+                c.name: (process_cpu_seconds(c.process.pid) - idle[c.name]) / IDLE_SAMPLE_S
+                for c in children
             }
             title = "3b. command -> visible, read side in `coffeeshop relay`/`projector`"
             for count, rate in ((args.latency_orders, args.rate), (args.low_orders, args.low_rate)):
@@ -1138,14 +1064,6 @@ def server_facts(engine: Engine, redis_url: str) -> tuple[str, str]:
     aof = persistence.get("aof_enabled")
     redis_line = f"Redis {info['redis_version']} (aof_enabled={aof}), db {REDIS_DB}"
     return mariadb, redis_line
-
-
-def flush_redis(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
 
 
 def parse_args() -> argparse.Namespace:
@@ -1298,7 +1216,7 @@ def main() -> int:
         progress(f"dropping database {DB_NAME}, flushing Redis db {REDIS_DB}")
         drop_database(settings, args.mysql)
         flush_redis(settings.redis_url)
-    report.notes.append(f"total bench time {time.perf_counter() - START:.0f}s")
+    report.notes.append(f"total bench time {time.perf_counter() - progress.start:.0f}s")
     report.print()
     return 0
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+from procs import Progress, tree_rss_mb
 from seeding import (
     DatasetSpec,
     SeedInfo,
@@ -66,11 +67,7 @@ TARGET_RSS_MB = 500.0
 POLL_S = 0.02
 BIN = Path(sys.executable).parent
 
-START = time.perf_counter()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.perf_counter() - START:6.1f}s] {message}", file=sys.stderr, flush=True)
+progress = Progress()
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -348,26 +345,6 @@ class ReplayRun:
     output: str
 
 
-def tree_rss_mb(pid: int) -> tuple[float, float]:
-    """Resident memory of a process and all its descendants now, and the largest high-water
-    mark (VmHWM) among them, in MB."""
-    total_kb, largest_kb, pending = 0, 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-                elif line.startswith("VmHWM:"):
-                    largest_kb = max(largest_kb, int(line.split()[1]))
-            for task in os.listdir(f"/proc/{current}/task"):
-                children = Path(f"/proc/{current}/task/{task}/children").read_text()
-                pending += [int(child) for child in children.split()]
-        except (OSError, ValueError):
-            continue  # it exited meanwhile
-    return total_kb / 1024, largest_kb / 1024
-
-
 def replay_env(database_url: str, home: str) -> dict[str, str]:
     """Only what the CLI needs: no REDIS_URL, nothing inherited that could configure it."""
     return {
@@ -612,7 +589,7 @@ def main() -> int:
         + ("" if args.skip_replay else f" (replay: {args.replay_runs or args.runs})")
         + "; raw read, raw insert and replay take turns",
     ]
-    report.notes.append(f"total bench time {time.perf_counter() - START:.0f}s")
+    report.notes.append(f"total bench time {time.perf_counter() - progress.start:.0f}s")
     report.print()
     return 0
 
