@@ -59,7 +59,7 @@ from procs import (
 )
 from read_side import BIN, Shop, append_backlog, drop_database, open_shop, prepare_database
 from sqlalchemy import func, select
-from stats import Measured, Table
+from stats import Measured, Table, percentile
 
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.identity.principal import Principal
@@ -74,13 +74,6 @@ REDIS_DB = 14
 PROJECTIONS = ("orders", "order_history", "menu", "daily_sales")
 STEP_TIMEOUT_S = 300.0
 progress = Progress(width=7)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 # -- the world ---------------------------------------------------------------------------------

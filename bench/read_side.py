@@ -58,6 +58,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
+from stats import number, percentile, ratio
 
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.db import make_engine
@@ -119,7 +120,7 @@ class Report:
         self.rows.append((f"-- {title}", "", "", ""))
 
     def add(self, figure: str, value: float | str, unit: str, versus: str = "") -> None:
-        shown = value if isinstance(value, str) else _num(value)
+        shown = value if isinstance(value, str) else number(value)
         self.rows.append((figure, shown, unit, versus))
 
     def print(self) -> None:
@@ -139,31 +140,6 @@ class Report:
             print()
             for note in self.notes:
                 print(f"* {note}")
-
-
-def _num(value: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def ratio(value: float, limit: float, name: str) -> str:
-    if not limit or math.isnan(value):
-        return f"n/a vs {name}"
-    return f"{value / limit:.2f}x {name}"
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 # -- setup -------------------------------------------------------------------------------------
@@ -350,7 +326,7 @@ def measure_limits(settings: Settings, seconds: float, reps: int, report: Report
 
     def spread(key: str) -> str:
         values = samples[key]
-        return f"limit (median of {len(values)}: {_num(min(values))}..{_num(max(values))})"
+        return f"limit (median of {len(values)}: {number(min(values))}..{number(max(values))})"
 
     report.section("1. limits (raw clients, one connection)")
     report.add("MariaDB INSERT+COMMIT, 1 row/commit", med["commit"], "rows/s", spread("commit"))

@@ -48,6 +48,7 @@ from seeding import (
 from sqlalchemy import Engine, MetaData, Table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateTable
+from stats import megabytes, number, ratio, verdict
 
 from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import CUSTOMERS, MENU
@@ -86,8 +87,8 @@ class Report:
         """The median of ``values``, and their range when there are several."""
         clean = [v for v in values if not math.isnan(v)]
         median = statistics.median(clean) if clean else math.nan
-        spread = f"({_num(min(clean))}-{_num(max(clean))})" if len(clean) > 1 else ""
-        self.rows.append((figure, _num(median), spread, unit, versus))
+        spread = f"({number(min(clean))}-{number(max(clean))})" if len(clean) > 1 else ""
+        self.rows.append((figure, number(median), spread, unit, versus))
 
     def print(self) -> None:
         print()
@@ -110,33 +111,6 @@ class Report:
             print()
             for note in self.notes:
                 print(f"* {note}")
-
-
-def _num(value: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def ratio(value: float, limit: float, name: str) -> str:
-    if not limit or math.isnan(value) or math.isnan(limit):
-        return f"n/a vs {name}"
-    return f"{value / limit:.2f}x {name}"
-
-
-def verdict(value: float, limit: float, below: bool = True) -> str:
-    """Whether ``value`` is below (or at least) ``limit``; n/a when either is unknown."""
-    if math.isnan(value) or math.isnan(limit):
-        return "n/a"
-    return "met" if (value < limit if below else value >= limit) else "MISSED"
-
-
-def megabytes(size: int) -> str:
-    return f"{size / 2**20:,.0f} MB"
 
 
 # -- raw limits --------------------------------------------------------------------------------
@@ -740,7 +714,7 @@ def report_figures(
         "wall time, process start to exit",
         seconds,
         "s",
-        f"1M events at this rate: {_num(million)} s; target < {TARGET_SECONDS:.0f} s: "
+        f"1M events at this rate: {number(million)} s; target < {TARGET_SECONDS:.0f} s: "
         f"{verdict(million, TARGET_SECONDS)}",
     )
     report.add(
