@@ -38,6 +38,7 @@ import httpx
 import orders_dataset
 import raw_limits
 import redis
+from databases import bench_settings, empty_and_migrate
 from procs import (
     Child,
     Progress,
@@ -50,8 +51,7 @@ from procs import (
     stop_children,
     wait_healthy,
 )
-from sqlalchemy import Engine, text
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import Engine
 from stats import Measured, Table
 
 from coffeeshop.api.container import build_container
@@ -65,7 +65,6 @@ from coffeeshop.commands.handling import CommandContext
 from coffeeshop.commands.models import CategoryCreate, MenuItemCreate
 from coffeeshop.events.registry import registry
 from coffeeshop.events.store import EventStore
-from coffeeshop.migrations.runner import upgrade
 from coffeeshop.projections import tracking
 
 WRITE_DB = "coffeeshop_http_bench"
@@ -131,28 +130,12 @@ def services(
 # -- databases ---------------------------------------------------------------------------------
 
 
-def settings_for(database_url: str, redis_url: str | None) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=database_url,
-        redis_url=redis_url,
-        secret_key="x" * 40,
-        rate_limit_enabled=False,
-        log_level="WARNING",
-    )
-
-
 def fresh_database(server: str, name: str) -> str:
     url = f"{server}/{name}?charset=utf8mb4"
     raw_limits.ensure_database(url)
-    engine = make_engine(settings_for(url, None))
+    engine = make_engine(bench_settings(url, None))
     try:
-        with engine.begin() as conn:
-            conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
-            for table in sa_inspect(conn).get_table_names():
-                conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))
-            conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
-        upgrade(engine)
+        empty_and_migrate(engine)
     finally:
         engine.dispose()
     return url
@@ -330,7 +313,7 @@ def write_part(args: argparse.Namespace, figures: Figures, rss: RssSampler, tmp:
     redis_url = f"{args.redis}/{REDIS_DB}"
     flush_redis(redis_url)
     url = fresh_database(args.mysql, WRITE_DB)
-    settings = settings_for(url, redis_url)
+    settings = bench_settings(url, redis_url)
     progress(f"A. {args.restaurants} restaurants with a menu and a POS key in {WRITE_DB}")
     shops = open_shops(settings, args.restaurants)
     shops_file = tmp / "shops.tsv"
@@ -408,7 +391,7 @@ def read_part(args: argparse.Namespace, figures: Figures, rss: RssSampler, tmp: 
     figures.add("B seed s", info.seed_seconds)
     figures.add("B replay s", info.replay_seconds)
     flush_redis(redis_url)
-    settings = settings_for(info.url, redis_url)
+    settings = bench_settings(info.url, redis_url)
     key = pos_key(settings, info.restaurant_id, info.owner_id)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from databases import bench_settings, create_database, empty_and_migrate, server_of
 from sqlalchemy import Engine, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
@@ -48,7 +49,6 @@ from coffeeshop.api.container import build_container
 from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import CANCEL_REASONS, CUSTOMERS, MENU
 from coffeeshop.api.identity.schemas import SignupCreate
-from coffeeshop.api.settings import Settings
 from coffeeshop.commands import menu_item, order
 from coffeeshop.commands.handling import CommandContext, CommandExecutor
 from coffeeshop.commands.models import CategoryCreate, MenuItemCreate
@@ -114,16 +114,6 @@ class DatasetInfo:
     @property
     def seed_rate(self) -> float:
         return self.events / self.seed_seconds if self.seed_seconds else 0.0
-
-
-def settings_for(url: str) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=url,
-        secret_key="x" * 40,
-        rate_limit_enabled=False,
-        log_level="WARNING",
-    )
 
 
 # -- the orders --------------------------------------------------------------------------------
@@ -209,7 +199,7 @@ _ENGINES: dict[str, Engine] = {}  # a worker process's engine, made on its first
 
 def _worker_engine(url: str) -> Engine:
     if url not in _ENGINES:
-        _ENGINES[url] = make_engine(settings_for(url))
+        _ENGINES[url] = make_engine(bench_settings(url))
     return _ENGINES[url]
 
 
@@ -225,21 +215,7 @@ def _check_url(url: str) -> str:
 
 def _create_database(url: str) -> None:
     name = _check_url(url)
-    server = make_url(url).set(database="")
-    admin = make_engine(settings_for(url), server.render_as_string(hide_password=False))
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
-    finally:
-        admin.dispose()
-
-
-def _empty(engine: Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
-        for table in sa_inspect(conn).get_table_names():
-            conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
+    create_database(bench_settings(url), server_of(url), name)
 
 
 def _ensure_marker(engine: Engine) -> None:
@@ -281,7 +257,7 @@ def _head(engine: Engine, restaurant_id: str) -> int:
 
 
 def _open_restaurant(url: str) -> tuple[str, str, list[menu_item.MenuItem]]:
-    container = build_container(settings_for(url))
+    container = build_container(bench_settings(url))
     try:
         signup = container.identity.signup(
             SignupCreate(
@@ -312,10 +288,9 @@ def _open_restaurant(url: str) -> tuple[str, str, list[menu_item.MenuItem]]:
 
 def seed(url: str, spec: OrdersSpec, workers: int, say: Progress) -> tuple[str, str, int, float]:
     """Empty the database, migrate it, seed the tenant; (restaurant, owner, events, seconds)."""
-    engine = make_engine(settings_for(url))
+    engine = make_engine(bench_settings(url))
     try:
-        _empty(engine)
-        upgrade(engine)
+        empty_and_migrate(engine)
     finally:
         engine.dispose()
     restaurant_id, owner_id, items = _open_restaurant(url)
@@ -337,7 +312,7 @@ def seed(url: str, spec: OrdersSpec, workers: int, say: Progress) -> tuple[str, 
                 rate = events / (last_say - begin)
                 say(f"  {done:,}/{spec.chunks:,} appends, {events:,} events, {rate:,.0f}/s")
     seconds = time.monotonic() - begin
-    engine = make_engine(settings_for(url))
+    engine = make_engine(bench_settings(url))
     try:
         with engine.begin() as conn:  # nothing relays this dataset
             conn.execute(text("TRUNCATE TABLE outbox"))
@@ -385,7 +360,7 @@ def ensure_orders_dataset(
     seeded (and replayed) now."""
     spec = spec or OrdersSpec()
     _create_database(url)
-    engine = make_engine(settings_for(url))
+    engine = make_engine(bench_settings(url))
     try:
         marker = None if reseed else _marker(engine, spec)
         if marker is not None and _head(engine, marker["restaurant_id"]) != marker["events"]:
@@ -398,7 +373,7 @@ def ensure_orders_dataset(
     seeded_now = marker is None
     if marker is None:
         restaurant_id, owner_id, _orders_events, seconds = seed(url, spec, workers, say)
-        engine = make_engine(settings_for(url))
+        engine = make_engine(bench_settings(url))
         try:
             events = _head(engine, restaurant_id)  # the menu's events too: what a rerun checks
             _ensure_marker(engine)
@@ -421,7 +396,7 @@ def ensure_orders_dataset(
         finally:
             engine.dispose()
         assert marker is not None
-    engine = make_engine(settings_for(url))
+    engine = make_engine(bench_settings(url))
     try:
         replayed_now = not _caught_up(engine, marker["restaurant_id"], marker["events"])
         if replayed_now:

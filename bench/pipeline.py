@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 import raw_limits
+from databases import bench_settings
 from procs import (
     Child,
     Progress,
@@ -399,14 +400,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"{args.mysql}/{DB_NAME}?charset=utf8mb4",
-        redis_url=f"{args.redis}/{REDIS_DB}",
-        secret_key="x" * 40,
-        rate_limit_enabled=False,
-        log_level="WARNING",
-    )
+    settings = bench_settings(f"{args.mysql}/{DB_NAME}?charset=utf8mb4", f"{args.redis}/{REDIS_DB}")
     assert settings.redis_url is not None
     progress(f"preparing database {DB_NAME} and Redis db {REDIS_DB}")
     flush_redis(settings.redis_url)

@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import databases
 import httpx
 import pymysql
 import redis
@@ -56,7 +57,6 @@ from procs import (
 )
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from stats import number, percentile, ratio
 
@@ -86,7 +86,6 @@ from coffeeshop.events.orders import ORDER_STREAM
 from coffeeshop.events.registry import DomainEvent
 from coffeeshop.events.relay import Relay
 from coffeeshop.events.schema import outbox
-from coffeeshop.migrations.runner import upgrade
 from coffeeshop.projections import tracking
 from coffeeshop.projections.projector import Projector
 from coffeeshop.queries import consistency
@@ -146,45 +145,24 @@ class Report:
 
 
 def make_bench_settings(args: argparse.Namespace) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"{args.mysql}/{DB_NAME}?charset=utf8mb4",
-        redis_url=f"{args.redis}/{REDIS_DB}",
-        secret_key="x" * 40,
-        rate_limit_enabled=False,
-        log_level="WARNING",
-        bus_partitions=args.partitions,
-    )
+    database_url = f"{args.mysql}/{DB_NAME}?charset=utf8mb4"
+    redis_url = f"{args.redis}/{REDIS_DB}"
+    return databases.bench_settings(database_url, redis_url, bus_partitions=args.partitions)
 
 
 def prepare_database(settings: Settings, server_url: str) -> Engine:
     """Create the settings' database (coffeeshop_bench), drop whatever tables it has,
     migrate it."""
-    name = make_url(settings.database_url).database
-    admin = make_engine(settings, f"{server_url}/?charset=utf8mb4")
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
-    finally:
-        admin.dispose()
+    name = str(make_url(settings.database_url).database)
+    databases.create_database(settings, f"{server_url}/?charset=utf8mb4", name)
     engine = make_engine(settings)
-    with engine.begin() as conn:
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
-        for table in sa_inspect(conn).get_table_names():
-            conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
-    upgrade(engine)
+    databases.empty_and_migrate(engine)
     return engine
 
 
 def drop_database(settings: Settings, server_url: str) -> None:
-    name = make_url(settings.database_url).database
-    admin = make_engine(settings, f"{server_url}/?charset=utf8mb4")
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    finally:
-        admin.dispose()
+    name = str(make_url(settings.database_url).database)
+    databases.drop_database(settings, f"{server_url}/?charset=utf8mb4", name)
 
 
 def quiet_logging() -> None:
