@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from databases import bench_settings, create_database, empty_and_migrate, server_of
+from order_life import OrderLife
 from sqlalchemy import Engine, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
@@ -137,20 +138,12 @@ def order_events(
         order.LineRequest(str(uuid.UUID(int=rng.getrandbits(128), version=4)), item, q)
         for item, q in zip(chosen, (rng.choice((1, 1, 1, 2, 3)) for _ in chosen), strict=True)
     )
-    state = order.Order()
-    events: list[DomainEvent] = []
-
-    def step(command: order.OrderCommand, minutes: float) -> None:
-        nonlocal state, at
-        at += timedelta(minutes=minutes)
-        for event in order.decide(command, state, at):
-            state = order.evolve(state, event)
-            events.append(event)
-
+    life = OrderLife(at)
+    step = life.step
     customer = rng.choice(CUSTOMERS) if rng.random() < 0.4 else None
     step(order.PlaceOrder(order_id, lines, None, customer), 0)
     steps: int = 4  # started, ready, served, paid
-    if spec.last_moment - at < OPEN_TAIL:
+    if spec.last_moment - life.at < OPEN_TAIL:
         steps = rng.randint(0, 3)  # still open: pending, preparing, ready or served
     cancel_at = rng.choice((0, 1, 1, 1)) if rng.random() < 0.04 and steps == 4 else None
     for number, command in enumerate(
@@ -158,15 +151,15 @@ def order_events(
     ):
         if number == cancel_at:
             step(order.Cancel(rng.choice(CANCEL_REASONS)), rng.uniform(0.5, 5))
-            return order_id, events
+            return order_id, life.events
         if number >= steps:
-            return order_id, events
+            return order_id, life.events
         step(command, rng.uniform(0.5, 6))
     if steps < 4:
-        return order_id, events  # served, not paid yet
+        return order_id, life.events  # served, not paid yet
     tip = rng.choice((0, 0, 0, 50, 100, 150))
-    step(order.Pay(rng.choice(("card", "card", "card", "cash")), state.total_cents, tip), 15)
-    return order_id, events
+    step(order.Pay(rng.choice(("card", "card", "card", "cash")), life.state.total_cents, tip), 15)
+    return order_id, life.events
 
 
 def _append_chunk(job: tuple[str, OrdersSpec, str, list[menu_item.MenuItem], int]) -> int:

@@ -43,6 +43,7 @@ import databases
 import httpx
 import pymysql
 import redis
+from order_life import OrderLife
 from procs import (
     Child,
     Progress,
@@ -374,28 +375,19 @@ def order_lifecycle(shop: Shop, rng: random.Random, now: datetime) -> tuple[str,
         order.LineRequest(str(uuid.uuid4()), item, rng.choice((1, 1, 1, 2, 3)))
         for item in rng.sample(shop.items, rng.randint(1, 3))
     )
-    at = now - timedelta(minutes=rng.randint(60, 7 * 24 * 60))
-    state = order.Order()
-    events: list[DomainEvent] = []
-
-    def step(command: order.OrderCommand, minutes: int) -> None:
-        nonlocal state, at
-        at += timedelta(minutes=minutes)
-        for event in order.decide(command, state, at):
-            state = order.evolve(state, event)
-            events.append(event)
-
+    life = OrderLife(now - timedelta(minutes=rng.randint(60, 7 * 24 * 60)))
+    step = life.step
     customer = rng.choice(CUSTOMERS) if rng.random() < 0.5 else None
     step(order.PlaceOrder(order_id, lines, None, customer), 0)
     step(order.StartPreparation(), rng.randint(1, 4))
     if rng.random() < 0.05:
         step(order.Cancel("customer left"), 1)
-        return order_id, events
+        return order_id, life.events
     step(order.MarkReady(), rng.randint(1, 6))
     step(order.Serve(), rng.randint(1, 3))
     tip = rng.choice((0, 0, 0, 50, 100))
-    step(order.Pay(rng.choice(("card", "card", "cash")), state.total_cents, tip), 20)
-    return order_id, events
+    step(order.Pay(rng.choice(("card", "card", "cash")), life.state.total_cents, tip), 20)
+    return order_id, life.events
 
 
 def append_backlog(container: Container, shops: list[Shop], orders_total: int, seed: int) -> int:
