@@ -38,6 +38,7 @@ import httpx
 import orders_dataset
 import raw_limits
 import redis
+import restaurants
 from databases import bench_settings, empty_and_migrate
 from procs import (
     Child,
@@ -59,10 +60,8 @@ from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import MENU
 from coffeeshop.api.identity.principal import Principal
 from coffeeshop.api.identity.roles import Role
-from coffeeshop.api.identity.schemas import ApiKeyCreate, SignupCreate
+from coffeeshop.api.identity.schemas import ApiKeyCreate
 from coffeeshop.api.settings import Settings
-from coffeeshop.commands.handling import CommandContext
-from coffeeshop.commands.models import CategoryCreate, MenuItemCreate
 from coffeeshop.events.registry import registry
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import tracking
@@ -154,25 +153,11 @@ def open_shops(settings: Settings, count: int) -> list[Shop]:
     shops = []
     try:
         for number in range(count):
-            signup = container.identity.signup(
-                SignupCreate(
-                    restaurant_name=f"HTTP Bench {number}",
-                    email=f"owner{number}-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example",
-                    password="bench-password-0123456789",
-                    timezone="Europe/Berlin",
-                    currency="EUR",
-                )
-            )
+            email = f"owner{number}-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example"
+            signup, ctx = restaurants.sign_up(container, f"HTTP Bench {number}", email, "bench")
             rid = signup.restaurant_id
-            ctx = CommandContext(rid, actor=f"user:{signup.user_id}", request_id="bench")
-            items = []
-            for position, category in enumerate(("Coffee", "Pastries")):
-                made = container.menu.create_category(
-                    ctx, CategoryCreate(name=category, sort_order=position)
-                )
-                for name, price in MENU[category][:4]:
-                    body = MenuItemCreate(name=name, category_id=made.body["id"], price_cents=price)
-                    items.append(container.menu.add_item(ctx, body).body["id"])
+            menu = {category: MENU[category][:4] for category in ("Coffee", "Pastries")}
+            items = restaurants.add_menu(container, ctx, menu)
             owner = Principal(rid, Role.OWNER, user_id=signup.user_id)
             key = container.identity.create_api_key(owner, ApiKeyCreate(name="bench POS")).key
             shops.append(Shop(rid, key, items))

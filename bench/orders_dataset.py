@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import restaurants
 from databases import bench_settings, create_database, empty_and_migrate, server_of
 from order_life import OrderLife
 from sqlalchemy import Engine, text
@@ -49,10 +50,7 @@ from sqlalchemy.engine import make_url
 from coffeeshop.api.container import build_container
 from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import CANCEL_REASONS, CUSTOMERS, MENU
-from coffeeshop.api.identity.schemas import SignupCreate
 from coffeeshop.commands import menu_item, order
-from coffeeshop.commands.handling import CommandContext, CommandExecutor
-from coffeeshop.commands.models import CategoryCreate, MenuItemCreate
 from coffeeshop.events.envelope import EventMetadata, StreamRef, StreamWrite
 from coffeeshop.events.orders import ORDER_STREAM
 from coffeeshop.events.registry import DomainEvent, registry
@@ -252,28 +250,9 @@ def _head(engine: Engine, restaurant_id: str) -> int:
 def _open_restaurant(url: str) -> tuple[str, str, list[menu_item.MenuItem]]:
     container = build_container(bench_settings(url))
     try:
-        signup = container.identity.signup(
-            SignupCreate(
-                restaurant_name="Million Orders Café",
-                email=f"owner-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example",
-                password="bench-password-0123456789",
-                timezone="Europe/Berlin",
-                currency="EUR",
-            )
-        )
-        ctx = CommandContext(signup.restaurant_id, actor=f"user:{signup.user_id}", request_id="b")
-        ids: list[str] = []
-        for position, (category, entries) in enumerate(MENU.items()):
-            category_id = container.menu.create_category(
-                ctx, CategoryCreate(name=category, sort_order=position)
-            ).body["id"]
-            for name, price in entries:
-                made = container.menu.add_item(
-                    ctx, MenuItemCreate(name=name, category_id=category_id, price_cents=price)
-                )
-                ids.append(made.body["id"])
-        executor = CommandExecutor(container.store, container.clock)
-        items = [executor.load(ctx, i, menu_item.MenuItem(), menu_item.evolve).state for i in ids]
+        email = f"owner-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example"
+        signup, ctx = restaurants.sign_up(container, "Million Orders Café", email, "b")
+        items = restaurants.load_items(container, ctx, restaurants.add_menu(container, ctx, MENU))
         return signup.restaurant_id, signup.user_id, items
     finally:
         container.close()

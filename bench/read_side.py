@@ -43,6 +43,7 @@ import databases
 import httpx
 import pymysql
 import redis
+import restaurants
 from order_life import OrderLife
 from procs import (
     Child,
@@ -66,7 +67,7 @@ from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import CUSTOMERS, MENU
 from coffeeshop.api.identity.principal import Principal
 from coffeeshop.api.identity.roles import Role
-from coffeeshop.api.identity.schemas import ApiKeyCreate, SignupCreate
+from coffeeshop.api.identity.schemas import ApiKeyCreate
 from coffeeshop.api.runtime import (
     BUS_BATCH,
     build_projectors,
@@ -75,10 +76,8 @@ from coffeeshop.api.runtime import (
 )
 from coffeeshop.api.settings import Settings
 from coffeeshop.commands import menu_item, order
-from coffeeshop.commands.handling import CommandContext, CommandExecutor
+from coffeeshop.commands.handling import CommandContext
 from coffeeshop.commands.models import (
-    CategoryCreate,
-    MenuItemCreate,
     OrderCreate,
     OrderItemCreate,
 )
@@ -334,31 +333,11 @@ class Shop:
 
 def open_shop(container: Container, tag: str, number: int) -> Shop:
     """Sign a restaurant up and give it a menu, through the command side."""
-    signup = container.identity.signup(
-        SignupCreate(
-            restaurant_name=f"Bench {tag} {number}",
-            email=f"owner+{tag}{number}-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example",
-            password="bench-password-0123456789",
-            timezone="Europe/Berlin",
-            currency="EUR",
-        )
-    )
-    ctx = CommandContext(signup.restaurant_id, actor=f"user:{signup.user_id}", request_id="bench")
-    item_ids: list[str] = []
-    for position, category in enumerate(("Coffee", "Pastries")):
-        category_id = container.menu.create_category(
-            ctx, CategoryCreate(name=category, sort_order=position)
-        ).body["id"]
-        for name, price in MENU[category][:5]:
-            created = container.menu.add_item(
-                ctx, MenuItemCreate(name=name, category_id=category_id, price_cents=price)
-            )
-            item_ids.append(created.body["id"])
-    executor = CommandExecutor(container.store, container.clock)
-    items = [
-        executor.load(ctx, item_id, menu_item.MenuItem(), menu_item.evolve).state
-        for item_id in item_ids
-    ]
+    email = f"owner+{tag}{number}-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example"
+    signup, ctx = restaurants.sign_up(container, f"Bench {tag} {number}", email, "bench")
+    menu = {category: MENU[category][:5] for category in ("Coffee", "Pastries")}
+    item_ids = restaurants.add_menu(container, ctx, menu)
+    items = restaurants.load_items(container, ctx, item_ids)
     return Shop(signup.restaurant_id, signup.user_id, ctx, items)
 
 
