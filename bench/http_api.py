@@ -41,6 +41,7 @@ import redis
 import restaurants
 from databases import bench_settings, empty_and_migrate
 from procs import (
+    BIN,
     Child,
     Progress,
     RssSampler,
@@ -70,7 +71,6 @@ WRITE_DB = "coffeeshop_http_bench"
 QUICK_DATASET_DB = "coffeeshop_http_bench_quick"
 REDIS_DB = 12
 PROJECTIONS = orders_dataset.PROJECTIONS
-BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 60.0
 DRAIN_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0

@@ -37,12 +37,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import restaurants
 from databases import bench_settings, create_database, empty_and_migrate, server_of
 from order_life import OrderLife
+from procs import BIN
 from sqlalchemy import Engine, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
@@ -67,7 +67,6 @@ OPEN_HOURS = 12  # 06:00-18:00 UTC
 OPEN_TAIL = timedelta(hours=2)  # orders this close to the end are still open
 SEED_TIMEOUT_S = 1800.0
 REPLAY_TIMEOUT_S = 1200.0
-BIN = Path(sys.executable).parent
 
 Progress = Callable[[str], None]
 

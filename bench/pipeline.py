@@ -46,6 +46,7 @@ import httpx
 import raw_limits
 from databases import bench_settings
 from procs import (
+    BIN,
     Child,
     Progress,
     children_of,
@@ -58,7 +59,7 @@ from procs import (
     tail,
     wait_healthy,
 )
-from read_side import BIN, Shop, append_backlog, drop_database, open_shop, prepare_database
+from read_side import Shop, append_backlog, drop_database, open_shop, prepare_database
 from sqlalchemy import func, select
 from stats import Measured, Table, percentile
 

@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import redis
 
+BIN = Path(sys.executable).parent  # the venv's scripts: coffeeshop, py-spy
+
 
 class Progress:
     """``[  12.3s] message`` on stderr, timed from when the script made it (after its imports)."""

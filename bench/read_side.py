@@ -41,11 +41,11 @@ from typing import Any
 
 import databases
 import httpx
-import pymysql
 import redis
 import restaurants
 from order_life import OrderLife
 from procs import (
+    BIN,
     Child,
     Progress,
     flush_redis,
@@ -57,10 +57,11 @@ from procs import (
     tail,
     wait_healthy,
 )
+from raw_limits import connect_mysql
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
-from stats import number, percentile, ratio
+from stats import number, percentile, print_report, ratio
 
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.db import make_engine
@@ -101,7 +102,6 @@ VISIBLE_POLL_S = 0.001
 VISIBLE_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 120.0
 IDLE_SAMPLE_S = 2.0
-BIN = Path(sys.executable).parent
 
 progress = Progress()
 
@@ -123,22 +123,15 @@ class Report:
         self.rows.append((figure, shown, unit, versus))
 
     def print(self) -> None:
-        print()
-        for line in self.header:
-            print(line)
-        print()
         width = max(len(row[0]) for row in self.rows if not row[0].startswith("-- ")) + 2
-        print(f"{'figure':<{width}}{'value':>12}  {'unit':<8} vs limit (same run)")
-        print("-" * (width + 12 + 2 + 8 + 1 + 44))
+        table = [f"{'figure':<{width}}{'value':>12}  {'unit':<8} vs limit (same run)"]
+        table.append("-" * (width + 12 + 2 + 8 + 1 + 44))
         for figure, value, unit, versus in self.rows:
             if figure.startswith("-- "):
-                print(figure)
-                continue
-            print(f"{figure:<{width}}{value:>12}  {unit:<8} {versus}")
-        if self.notes:
-            print()
-            for note in self.notes:
-                print(f"* {note}")
+                table.append(figure)
+            else:
+                table.append(f"{figure:<{width}}{value:>12}  {unit:<8} {versus}")
+        print_report(self.header, table, self.notes)
 
 
 # -- setup -------------------------------------------------------------------------------------
@@ -174,23 +167,9 @@ def quiet_logging() -> None:
 # -- 1. limits ---------------------------------------------------------------------------------
 
 
-def _raw_mysql(settings: Settings) -> pymysql.connections.Connection[Any]:
-    url = make_url(settings.database_url)
-    return pymysql.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 3306,
-        user=url.username or "root",
-        password=url.password or "",
-        database=url.database,
-        charset="utf8mb4",
-        autocommit=False,
-        ssl_disabled=True,
-    )
-
-
 def mysql_commit_rate(settings: Settings, seconds: float, rows_per_commit: int) -> float:
     """Rows/s inserted by one connection committing every ``rows_per_commit`` rows."""
-    conn = _raw_mysql(settings)
+    conn = connect_mysql(settings.database_url)
     try:
         with conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {SCRATCH_TABLE}")

@@ -34,8 +34,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pymysql
-from procs import Progress, tree_rss_mb
+from procs import BIN, Progress, tree_rss_mb
+from raw_limits import connect_mysql
 from seeding import (
     DatasetSpec,
     SeedInfo,
@@ -48,7 +48,7 @@ from seeding import (
 from sqlalchemy import Engine, MetaData, Table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateTable
-from stats import megabytes, number, ratio, verdict
+from stats import megabytes, number, print_report, ratio, verdict
 
 from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import CUSTOMERS, MENU
@@ -66,7 +66,6 @@ TARGET_SECONDS = 60.0  # replay of 1M events
 TARGET_SHARE_OF_INSERT = 0.25  # replay events/s vs raw bulk-insert rows/s
 TARGET_RSS_MB = 500.0
 POLL_S = 0.02
-BIN = Path(sys.executable).parent
 
 progress = Progress()
 
@@ -91,53 +90,31 @@ class Report:
         self.rows.append((figure, number(median), spread, unit, versus))
 
     def print(self) -> None:
-        print()
-        for line in self.header:
-            print(line)
-        print()
         width = max(len(r[0]) for r in self.rows if not r[0].startswith("-- ")) + 2
         spread = max([len(r[2]) for r in self.rows] + [9]) + 2
-        print(
+        table = [
             f"{'figure':<{width}}{'median':>10}  {'(min-max)':<{spread}}{'unit':<10}"
             "vs limit / target"
-        )
-        print("-" * (width + 12 + spread + 10 + 48))
+        ]
+        table.append("-" * (width + 12 + spread + 10 + 48))
         for figure, median, low_high, unit, versus in self.rows:
             if figure.startswith("-- "):
-                print(figure)
-                continue
-            print(f"{figure:<{width}}{median:>10}  {low_high:<{spread}}{unit:<10}{versus}")
-        if self.notes:
-            print()
-            for note in self.notes:
-                print(f"* {note}")
+                table.append(figure)
+            else:
+                table.append(
+                    f"{figure:<{width}}{median:>10}  {low_high:<{spread}}{unit:<10}{versus}"
+                )
+        print_report(self.header, table, self.notes)
 
 
 # -- raw limits --------------------------------------------------------------------------------
-
-
-def raw_connection(
-    database_url: str, autocommit: bool, local_infile: bool = False
-) -> pymysql.connections.Connection[Any]:
-    url = make_url(database_url)
-    return pymysql.connect(
-        local_infile=local_infile,
-        host=url.host or "127.0.0.1",
-        port=url.port or 3306,
-        user=url.username or "root",
-        password=url.password or "",
-        database=url.database,
-        charset="utf8mb4",
-        autocommit=autocommit,
-        ssl_disabled=True,
-    )
 
 
 def keyset_read_rate(database_url: str, seconds: float) -> tuple[float, int]:
     """Rows/s of ``id > last ORDER BY id LIMIT 5000`` over ``events``, both JSON columns
     parsed (with the application's parser), until the table ends or ``seconds`` pass;
     returns (rate, rows read)."""
-    conn = raw_connection(database_url, autocommit=True)
+    conn = connect_mysql(database_url, autocommit=True)
     sql = (
         "SELECT id, event_id, restaurant_id, seq, stream_type, stream_id, version, type, "
         "schema_version, data, metadata, recorded_at FROM events WHERE id > %s "
@@ -242,7 +219,7 @@ def bulk_insert_rate(
     scratch table, until every row is in or ``seconds`` pass; returns (rate, rows)."""
     names = ", ".join(f"`{c}`" for c in columns)
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    raw = raw_connection(database_url, autocommit=False)
+    raw = connect_mysql(database_url)
     try:
         with raw.cursor() as cur:
 
@@ -272,7 +249,7 @@ def bulk_load_rate(
         f"LOAD DATA LOCAL INFILE %s INTO TABLE {SCRATCH_TABLE} CHARACTER SET utf8mb4 "
         f"FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({names})"
     )
-    raw = raw_connection(database_url, autocommit=False, local_infile=True)
+    raw = connect_mysql(database_url, local_infile=True)
     try:
         with raw.cursor() as cur, tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "rows.tsv"

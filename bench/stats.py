@@ -80,6 +80,20 @@ def megabytes(size: int) -> str:
     return f"{size / 2**20:,.0f} MB"
 
 
+def print_report(header: Sequence[str], table: Sequence[str], notes: Sequence[str]) -> None:
+    """The setup lines, the table, then the notes when there are any; a blank line before each."""
+    print()
+    for line in header:
+        print(line)
+    print()
+    for line in table:
+        print(line)
+    if notes:
+        print()
+        for note in notes:
+            print(f"* {note}")
+
+
 # A target: (">=" or "<=", the number). None: no target, only the figure.
 Target = tuple[str, float]
 
