@@ -16,7 +16,7 @@ from coffeeshop.migrations.runner import upgrade
 def bench_settings(database_url: str, redis_url: str | None = None, **more: Any) -> Settings:
     """Built in code so no ``.env`` can reach a bench: rate limiting off, warnings only."""
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         database_url=database_url,
         redis_url=redis_url,
         secret_key="x" * 40,
