@@ -22,15 +22,13 @@ import collections
 import os
 import platform
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +38,22 @@ import httpx
 import orders_dataset
 import raw_limits
 import redis
-from sqlalchemy import Engine, text
-from sqlalchemy import inspect as sa_inspect
+import restaurants
+from databases import bench_settings, empty_and_migrate
+from procs import (
+    BIN,
+    Child,
+    Progress,
+    RssSampler,
+    api_workers,
+    cpu_seconds,
+    flush_redis,
+    free_port,
+    start_child,
+    stop_children,
+    wait_healthy,
+)
+from sqlalchemy import Engine
 from stats import Measured, Table
 
 from coffeeshop.api.container import build_container
@@ -49,38 +61,24 @@ from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import MENU
 from coffeeshop.api.identity.principal import Principal
 from coffeeshop.api.identity.roles import Role
-from coffeeshop.api.identity.schemas import ApiKeyCreate, SignupCreate
+from coffeeshop.api.identity.schemas import ApiKeyCreate
 from coffeeshop.api.settings import Settings
-from coffeeshop.commands.handling import CommandContext
-from coffeeshop.commands.models import CategoryCreate, MenuItemCreate
 from coffeeshop.events.registry import registry
 from coffeeshop.events.store import EventStore
-from coffeeshop.migrations.runner import upgrade
 from coffeeshop.projections import tracking
 
 WRITE_DB = "coffeeshop_http_bench"
 QUICK_DATASET_DB = "coffeeshop_http_bench_quick"
 REDIS_DB = 12
 PROJECTIONS = orders_dataset.PROJECTIONS
-BIN = Path(sys.executable).parent
 START_TIMEOUT_S = 60.0
 DRAIN_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
-START = time.perf_counter()
 
-
-def progress(message: str) -> None:
-    print(f"[{time.perf_counter() - START:6.1f}s] {message}", file=sys.stderr, flush=True)
+progress = Progress()
 
 
 # -- processes ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
 
 
 def service_env(database_url: str, redis_url: str) -> dict[str, str]:
@@ -113,169 +111,33 @@ def services(
     with tempfile.TemporaryDirectory(prefix="coffeeshop-http-bench-") as workdir:
         try:
             for name, argv in commands.items():
-                log_path = Path(workdir) / f"{name}.log"
-                with log_path.open("wb") as sink:
-                    process = subprocess.Popen(  # own child, stopped below by its handle
-                        argv, env=env, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT
-                    )
-                children.append(Child(name, process, log_path))
-            wait_healthy(f"http://127.0.0.1:{port}", children, workers)
+                children.append(start_child(name, argv, env, Path(workdir)))
+            wait_healthy(
+                f"http://127.0.0.1:{port}",
+                children,
+                START_TIMEOUT_S,
+                ready=lambda: len(api_workers(children[0].process.pid)) >= workers,
+                request_timeout_s=2,
+                poll_s=0.2,
+                log_lines=20,
+            )
             yield children
         finally:
-            stop_children(children)
-
-
-def stop_children(children: Sequence[Child]) -> None:
-    for child in children:
-        if child.process.poll() is None:
-            child.process.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait(5)
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def wait_healthy(base: str, children: Sequence[Child], workers: int) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while True:
-        broken = [c for c in children if c.process.poll() is not None]
-        if broken:
-            raise RuntimeError(f"{broken[0].name} exited:\n{tail(broken[0].log_path)}")
-        try:
-            ready = httpx.get(f"{base}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            ready = False
-        if ready and len(api_workers(children[0].process.pid)) >= workers:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the API did not answer /health within {START_TIMEOUT_S:.0f} s")
-        time.sleep(0.2)
-
-
-def descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return found
-    for child in map(int, children):
-        found += [child, *descendants(child)]
-    return found
-
-
-def api_workers(serve_pid: int) -> list[int]:
-    """Uvicorn's worker processes (with one worker, the serve process itself)."""
-    workers = [pid for pid in descendants(serve_pid) if "multiprocessing" in _cmdline(pid)]
-    workers = [pid for pid in workers if "resource_tracker" not in _cmdline(pid)]
-    return workers or [serve_pid]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def cpu_seconds(pids: Sequence[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-class RssSampler:
-    """VmHWM of the api workers, relay and projector, sampled every 0.5 s (a process's
-    high-water mark is lost when it exits)."""
-
-    def __init__(self) -> None:
-        self.peaks: dict[str, float] = collections.defaultdict(float)
-        self._roles: dict[str, Callable[[], list[int]]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def watch(self, children: Sequence[Child]) -> None:
-        for child in children:
-            if child.name == "serve":
-                pid = child.process.pid
-                self._roles["api worker"] = lambda pid=pid: api_workers(pid)  # type: ignore[misc]
-            else:
-                self._roles[child.name] = lambda pid=child.process.pid: [pid]  # type: ignore[misc]
-
-    def sample(self) -> None:
-        for role, pids in list(self._roles.items()):
-            for pid in pids():
-                self.peaks[role] = max(self.peaks[role], peak_rss_mb(pid))
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.5):
-            self.sample()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+            stop_children(children, STOP_TIMEOUT_S)
 
 
 # -- databases ---------------------------------------------------------------------------------
 
 
-def settings_for(database_url: str, redis_url: str | None) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=database_url,
-        redis_url=redis_url,
-        secret_key="x" * 40,
-        rate_limit_enabled=False,
-        log_level="WARNING",
-    )
-
-
 def fresh_database(server: str, name: str) -> str:
     url = f"{server}/{name}?charset=utf8mb4"
     raw_limits.ensure_database(url)
-    engine = make_engine(settings_for(url, None))
+    engine = make_engine(bench_settings(url, None))
     try:
-        with engine.begin() as conn:
-            conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
-            for table in sa_inspect(conn).get_table_names():
-                conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))
-            conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
-        upgrade(engine)
+        empty_and_migrate(engine)
     finally:
         engine.dispose()
     return url
-
-
-def flush_redis(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
 
 
 @dataclass
@@ -291,25 +153,11 @@ def open_shops(settings: Settings, count: int) -> list[Shop]:
     shops = []
     try:
         for number in range(count):
-            signup = container.identity.signup(
-                SignupCreate(
-                    restaurant_name=f"HTTP Bench {number}",
-                    email=f"owner{number}-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example",
-                    password="bench-password-0123456789",
-                    timezone="Europe/Berlin",
-                    currency="EUR",
-                )
-            )
+            email = f"owner{number}-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example"
+            signup, ctx = restaurants.sign_up(container, f"HTTP Bench {number}", email, "bench")
             rid = signup.restaurant_id
-            ctx = CommandContext(rid, actor=f"user:{signup.user_id}", request_id="bench")
-            items = []
-            for position, category in enumerate(("Coffee", "Pastries")):
-                made = container.menu.create_category(
-                    ctx, CategoryCreate(name=category, sort_order=position)
-                )
-                for name, price in MENU[category][:4]:
-                    body = MenuItemCreate(name=name, category_id=made.body["id"], price_cents=price)
-                    items.append(container.menu.add_item(ctx, body).body["id"])
+            menu = {category: MENU[category][:4] for category in ("Coffee", "Pastries")}
+            items = restaurants.add_menu(container, ctx, menu)
             owner = Principal(rid, Role.OWNER, user_id=signup.user_id)
             key = container.identity.create_api_key(owner, ApiKeyCreate(name="bench POS")).key
             shops.append(Shop(rid, key, items))
@@ -434,12 +282,6 @@ class Figures:
         return Measured.of(self.values.get(name, []))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wrk_into(figures: Figures, prefix: str, result: raw_limits.WrkResult) -> None:
     figures.add(f"{prefix} rps", result.requests_per_s)
     figures.add(f"{prefix} p50", result.p50_ms)
@@ -456,7 +298,7 @@ def write_part(args: argparse.Namespace, figures: Figures, rss: RssSampler, tmp:
     redis_url = f"{args.redis}/{REDIS_DB}"
     flush_redis(redis_url)
     url = fresh_database(args.mysql, WRITE_DB)
-    settings = settings_for(url, redis_url)
+    settings = bench_settings(url, redis_url)
     progress(f"A. {args.restaurants} restaurants with a menu and a POS key in {WRITE_DB}")
     shops = open_shops(settings, args.restaurants)
     shops_file = tmp / "shops.tsv"
@@ -534,7 +376,7 @@ def read_part(args: argparse.Namespace, figures: Figures, rss: RssSampler, tmp: 
     figures.add("B seed s", info.seed_seconds)
     figures.add("B replay s", info.replay_seconds)
     flush_redis(redis_url)
-    settings = settings_for(info.url, redis_url)
+    settings = bench_settings(info.url, redis_url)
     key = pos_key(settings, info.restaurant_id, info.owner_id)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

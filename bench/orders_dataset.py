@@ -37,9 +37,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import restaurants
+from databases import bench_settings, create_database, empty_and_migrate, server_of
+from order_life import OrderLife
+from procs import BIN
 from sqlalchemy import Engine, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
@@ -47,11 +50,7 @@ from sqlalchemy.engine import make_url
 from coffeeshop.api.container import build_container
 from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import CANCEL_REASONS, CUSTOMERS, MENU
-from coffeeshop.api.identity.schemas import SignupCreate
-from coffeeshop.api.settings import Settings
 from coffeeshop.commands import menu_item, order
-from coffeeshop.commands.handling import CommandContext, CommandExecutor
-from coffeeshop.commands.models import CategoryCreate, MenuItemCreate
 from coffeeshop.events.envelope import EventMetadata, StreamRef, StreamWrite
 from coffeeshop.events.orders import ORDER_STREAM
 from coffeeshop.events.registry import DomainEvent, registry
@@ -68,7 +67,6 @@ OPEN_HOURS = 12  # 06:00-18:00 UTC
 OPEN_TAIL = timedelta(hours=2)  # orders this close to the end are still open
 SEED_TIMEOUT_S = 1800.0
 REPLAY_TIMEOUT_S = 1200.0
-BIN = Path(sys.executable).parent
 
 Progress = Callable[[str], None]
 
@@ -116,16 +114,6 @@ class DatasetInfo:
         return self.events / self.seed_seconds if self.seed_seconds else 0.0
 
 
-def settings_for(url: str) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=url,
-        secret_key="x" * 40,
-        rate_limit_enabled=False,
-        log_level="WARNING",
-    )
-
-
 # -- the orders --------------------------------------------------------------------------------
 
 
@@ -147,20 +135,12 @@ def order_events(
         order.LineRequest(str(uuid.UUID(int=rng.getrandbits(128), version=4)), item, q)
         for item, q in zip(chosen, (rng.choice((1, 1, 1, 2, 3)) for _ in chosen), strict=True)
     )
-    state = order.Order()
-    events: list[DomainEvent] = []
-
-    def step(command: order.OrderCommand, minutes: float) -> None:
-        nonlocal state, at
-        at += timedelta(minutes=minutes)
-        for event in order.decide(command, state, at):
-            state = order.evolve(state, event)
-            events.append(event)
-
+    life = OrderLife(at)
+    step = life.step
     customer = rng.choice(CUSTOMERS) if rng.random() < 0.4 else None
     step(order.PlaceOrder(order_id, lines, None, customer), 0)
     steps: int = 4  # started, ready, served, paid
-    if spec.last_moment - at < OPEN_TAIL:
+    if spec.last_moment - life.at < OPEN_TAIL:
         steps = rng.randint(0, 3)  # still open: pending, preparing, ready or served
     cancel_at = rng.choice((0, 1, 1, 1)) if rng.random() < 0.04 and steps == 4 else None
     for number, command in enumerate(
@@ -168,15 +148,15 @@ def order_events(
     ):
         if number == cancel_at:
             step(order.Cancel(rng.choice(CANCEL_REASONS)), rng.uniform(0.5, 5))
-            return order_id, events
+            return order_id, life.events
         if number >= steps:
-            return order_id, events
+            return order_id, life.events
         step(command, rng.uniform(0.5, 6))
     if steps < 4:
-        return order_id, events  # served, not paid yet
+        return order_id, life.events  # served, not paid yet
     tip = rng.choice((0, 0, 0, 50, 100, 150))
-    step(order.Pay(rng.choice(("card", "card", "card", "cash")), state.total_cents, tip), 15)
-    return order_id, events
+    step(order.Pay(rng.choice(("card", "card", "card", "cash")), life.state.total_cents, tip), 15)
+    return order_id, life.events
 
 
 def _append_chunk(job: tuple[str, OrdersSpec, str, list[menu_item.MenuItem], int]) -> int:
@@ -209,7 +189,7 @@ _ENGINES: dict[str, Engine] = {}  # a worker process's engine, made on its first
 
 def _worker_engine(url: str) -> Engine:
     if url not in _ENGINES:
-        _ENGINES[url] = make_engine(settings_for(url))
+        _ENGINES[url] = make_engine(bench_settings(url))
     return _ENGINES[url]
 
 
@@ -225,21 +205,7 @@ def _check_url(url: str) -> str:
 
 def _create_database(url: str) -> None:
     name = _check_url(url)
-    server = make_url(url).set(database="")
-    admin = make_engine(settings_for(url), server.render_as_string(hide_password=False))
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
-    finally:
-        admin.dispose()
-
-
-def _empty(engine: Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
-        for table in sa_inspect(conn).get_table_names():
-            conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
+    create_database(bench_settings(url), server_of(url), name)
 
 
 def _ensure_marker(engine: Engine) -> None:
@@ -281,30 +247,11 @@ def _head(engine: Engine, restaurant_id: str) -> int:
 
 
 def _open_restaurant(url: str) -> tuple[str, str, list[menu_item.MenuItem]]:
-    container = build_container(settings_for(url))
+    container = build_container(bench_settings(url))
     try:
-        signup = container.identity.signup(
-            SignupCreate(
-                restaurant_name="Million Orders Café",
-                email=f"owner-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example",
-                password="bench-password-0123456789",
-                timezone="Europe/Berlin",
-                currency="EUR",
-            )
-        )
-        ctx = CommandContext(signup.restaurant_id, actor=f"user:{signup.user_id}", request_id="b")
-        ids: list[str] = []
-        for position, (category, entries) in enumerate(MENU.items()):
-            category_id = container.menu.create_category(
-                ctx, CategoryCreate(name=category, sort_order=position)
-            ).body["id"]
-            for name, price in entries:
-                made = container.menu.add_item(
-                    ctx, MenuItemCreate(name=name, category_id=category_id, price_cents=price)
-                )
-                ids.append(made.body["id"])
-        executor = CommandExecutor(container.store, container.clock)
-        items = [executor.load(ctx, i, menu_item.MenuItem(), menu_item.evolve).state for i in ids]
+        email = f"owner-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example"
+        signup, ctx = restaurants.sign_up(container, "Million Orders Café", email, "b")
+        items = restaurants.load_items(container, ctx, restaurants.add_menu(container, ctx, MENU))
         return signup.restaurant_id, signup.user_id, items
     finally:
         container.close()
@@ -312,10 +259,9 @@ def _open_restaurant(url: str) -> tuple[str, str, list[menu_item.MenuItem]]:
 
 def seed(url: str, spec: OrdersSpec, workers: int, say: Progress) -> tuple[str, str, int, float]:
     """Empty the database, migrate it, seed the tenant; (restaurant, owner, events, seconds)."""
-    engine = make_engine(settings_for(url))
+    engine = make_engine(bench_settings(url))
     try:
-        _empty(engine)
-        upgrade(engine)
+        empty_and_migrate(engine)
     finally:
         engine.dispose()
     restaurant_id, owner_id, items = _open_restaurant(url)
@@ -337,7 +283,7 @@ def seed(url: str, spec: OrdersSpec, workers: int, say: Progress) -> tuple[str, 
                 rate = events / (last_say - begin)
                 say(f"  {done:,}/{spec.chunks:,} appends, {events:,} events, {rate:,.0f}/s")
     seconds = time.monotonic() - begin
-    engine = make_engine(settings_for(url))
+    engine = make_engine(bench_settings(url))
     try:
         with engine.begin() as conn:  # nothing relays this dataset
             conn.execute(text("TRUNCATE TABLE outbox"))
@@ -385,7 +331,7 @@ def ensure_orders_dataset(
     seeded (and replayed) now."""
     spec = spec or OrdersSpec()
     _create_database(url)
-    engine = make_engine(settings_for(url))
+    engine = make_engine(bench_settings(url))
     try:
         marker = None if reseed else _marker(engine, spec)
         if marker is not None and _head(engine, marker["restaurant_id"]) != marker["events"]:
@@ -398,7 +344,7 @@ def ensure_orders_dataset(
     seeded_now = marker is None
     if marker is None:
         restaurant_id, owner_id, _orders_events, seconds = seed(url, spec, workers, say)
-        engine = make_engine(settings_for(url))
+        engine = make_engine(bench_settings(url))
         try:
             events = _head(engine, restaurant_id)  # the menu's events too: what a rerun checks
             _ensure_marker(engine)
@@ -421,7 +367,7 @@ def ensure_orders_dataset(
         finally:
             engine.dispose()
         assert marker is not None
-    engine = make_engine(settings_for(url))
+    engine = make_engine(bench_settings(url))
     try:
         replayed_now = not _caught_up(engine, marker["restaurant_id"], marker["events"])
         if replayed_now:

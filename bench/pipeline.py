@@ -44,25 +44,24 @@ from typing import Any
 
 import httpx
 import raw_limits
-from http_api import cpu_seconds
-from read_side import (
+from databases import bench_settings
+from procs import (
     BIN,
     Child,
-    Shop,
-    append_backlog,
-    drop_database,
+    Progress,
+    children_of,
+    cpu_seconds,
     flush_redis,
     free_port,
-    open_shop,
     peak_rss_mb,
-    prepare_database,
     start_child,
     stop_children,
     tail,
     wait_healthy,
 )
+from read_side import Shop, append_backlog, drop_database, open_shop, prepare_database
 from sqlalchemy import func, select
-from stats import Measured, Table
+from stats import Measured, Table, percentile
 
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.identity.principal import Principal
@@ -76,18 +75,7 @@ DB_NAME = "coffeeshop_pipeline_bench"
 REDIS_DB = 14
 PROJECTIONS = ("orders", "order_history", "menu", "daily_sales")
 STEP_TIMEOUT_S = 300.0
-START = time.perf_counter()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.perf_counter() - START:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+progress = Progress(width=7)
 
 
 # -- the world ---------------------------------------------------------------------------------
@@ -161,7 +149,7 @@ class Services:
         found = []
         for name, child in self.children.items():
             if name.startswith(prefix):
-                found += [child.process.pid, *_children_of(child.process.pid)]
+                found += [child.process.pid, *children_of(child.process.pid)]
         return found
 
     def check(self) -> None:
@@ -173,18 +161,11 @@ class Services:
         self.children[name] = start_child(name, argv, self.env, self._workdir)
 
     def _note_rss(self, child: Child) -> None:
-        for pid in [child.process.pid, *_children_of(child.process.pid)]:
+        for pid in [child.process.pid, *children_of(child.process.pid)]:
             rss = peak_rss_mb(pid)
             key = child.name if pid == child.process.pid else f"{child.name} worker"
             if not math.isnan(rss):
                 self.peak_rss[key] = max(rss, self.peak_rss.get(key, 0.0))
-
-
-def _children_of(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
 
 
 # -- 1. lag ------------------------------------------------------------------------------------
@@ -420,14 +401,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"{args.mysql}/{DB_NAME}?charset=utf8mb4",
-        redis_url=f"{args.redis}/{REDIS_DB}",
-        secret_key="x" * 40,
-        rate_limit_enabled=False,
-        log_level="WARNING",
-    )
+    settings = bench_settings(f"{args.mysql}/{DB_NAME}?charset=utf8mb4", f"{args.redis}/{REDIS_DB}")
     assert settings.redis_url is not None
     progress(f"preparing database {DB_NAME} and Redis db {REDIS_DB}")
     flush_redis(settings.redis_url)

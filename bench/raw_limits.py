@@ -46,7 +46,10 @@ WRK_DIR = Path(__file__).resolve().parent / "wrk"
 # -- MariaDB -----------------------------------------------------------------------------------
 
 
-def connect_mysql(url: str, database: bool = True) -> pymysql.connections.Connection[Any]:
+def connect_mysql(
+    url: str, database: bool = True, *, autocommit: bool = False, local_infile: bool = False
+) -> pymysql.connections.Connection[Any]:
+    """One raw PyMySQL connection (TLS off on loopback), into ``url``'s database or none."""
     parsed = make_url(url)
     return pymysql.connect(
         host=parsed.host or "127.0.0.1",
@@ -55,7 +58,8 @@ def connect_mysql(url: str, database: bool = True) -> pymysql.connections.Connec
         password=parsed.password or "",
         database=parsed.database if database else None,
         charset="utf8mb4",
-        autocommit=False,
+        autocommit=autocommit,
+        local_infile=local_infile,
         ssl_disabled=True,
     )
 

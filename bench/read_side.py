@@ -26,10 +26,7 @@ import platform
 import queue
 import random
 import resource
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,20 +39,36 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import databases
 import httpx
-import pymysql
 import redis
+import restaurants
+from order_life import OrderLife
+from procs import (
+    BIN,
+    Child,
+    Progress,
+    flush_redis,
+    free_port,
+    peak_rss_mb,
+    process_cpu_seconds,
+    start_child,
+    stop_children,
+    tail,
+    wait_healthy,
+)
+from raw_limits import connect_mysql
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
+from stats import number, percentile, print_report, ratio
 
 from coffeeshop.api.container import Container, build_container
 from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import CUSTOMERS, MENU
 from coffeeshop.api.identity.principal import Principal
 from coffeeshop.api.identity.roles import Role
-from coffeeshop.api.identity.schemas import ApiKeyCreate, SignupCreate
+from coffeeshop.api.identity.schemas import ApiKeyCreate
 from coffeeshop.api.runtime import (
     BUS_BATCH,
     build_projectors,
@@ -64,10 +77,8 @@ from coffeeshop.api.runtime import (
 )
 from coffeeshop.api.settings import Settings
 from coffeeshop.commands import menu_item, order
-from coffeeshop.commands.handling import CommandContext, CommandExecutor
+from coffeeshop.commands.handling import CommandContext
 from coffeeshop.commands.models import (
-    CategoryCreate,
-    MenuItemCreate,
     OrderCreate,
     OrderItemCreate,
 )
@@ -76,7 +87,6 @@ from coffeeshop.events.orders import ORDER_STREAM
 from coffeeshop.events.registry import DomainEvent
 from coffeeshop.events.relay import Relay
 from coffeeshop.events.schema import outbox
-from coffeeshop.migrations.runner import upgrade
 from coffeeshop.projections import tracking
 from coffeeshop.projections.projector import Projector
 from coffeeshop.queries import consistency
@@ -92,13 +102,8 @@ VISIBLE_POLL_S = 0.001
 VISIBLE_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 120.0
 IDLE_SAMPLE_S = 2.0
-BIN = Path(sys.executable).parent
 
-START = time.perf_counter()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.perf_counter() - START:6.1f}s] {message}", file=sys.stderr, flush=True)
+progress = Progress()
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -114,96 +119,43 @@ class Report:
         self.rows.append((f"-- {title}", "", "", ""))
 
     def add(self, figure: str, value: float | str, unit: str, versus: str = "") -> None:
-        shown = value if isinstance(value, str) else _num(value)
+        shown = value if isinstance(value, str) else number(value)
         self.rows.append((figure, shown, unit, versus))
 
     def print(self) -> None:
-        print()
-        for line in self.header:
-            print(line)
-        print()
         width = max(len(row[0]) for row in self.rows if not row[0].startswith("-- ")) + 2
-        print(f"{'figure':<{width}}{'value':>12}  {'unit':<8} vs limit (same run)")
-        print("-" * (width + 12 + 2 + 8 + 1 + 44))
+        table = [f"{'figure':<{width}}{'value':>12}  {'unit':<8} vs limit (same run)"]
+        table.append("-" * (width + 12 + 2 + 8 + 1 + 44))
         for figure, value, unit, versus in self.rows:
             if figure.startswith("-- "):
-                print(figure)
-                continue
-            print(f"{figure:<{width}}{value:>12}  {unit:<8} {versus}")
-        if self.notes:
-            print()
-            for note in self.notes:
-                print(f"* {note}")
-
-
-def _num(value: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def ratio(value: float, limit: float, name: str) -> str:
-    if not limit or math.isnan(value):
-        return f"n/a vs {name}"
-    return f"{value / limit:.2f}x {name}"
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
+                table.append(figure)
+            else:
+                table.append(f"{figure:<{width}}{value:>12}  {unit:<8} {versus}")
+        print_report(self.header, table, self.notes)
 
 
 # -- setup -------------------------------------------------------------------------------------
 
 
 def make_bench_settings(args: argparse.Namespace) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=f"{args.mysql}/{DB_NAME}?charset=utf8mb4",
-        redis_url=f"{args.redis}/{REDIS_DB}",
-        secret_key="x" * 40,
-        rate_limit_enabled=False,
-        log_level="WARNING",
-        bus_partitions=args.partitions,
-    )
+    database_url = f"{args.mysql}/{DB_NAME}?charset=utf8mb4"
+    redis_url = f"{args.redis}/{REDIS_DB}"
+    return databases.bench_settings(database_url, redis_url, bus_partitions=args.partitions)
 
 
 def prepare_database(settings: Settings, server_url: str) -> Engine:
     """Create the settings' database (coffeeshop_bench), drop whatever tables it has,
     migrate it."""
-    name = make_url(settings.database_url).database
-    admin = make_engine(settings, f"{server_url}/?charset=utf8mb4")
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
-    finally:
-        admin.dispose()
+    name = str(make_url(settings.database_url).database)
+    databases.create_database(settings, f"{server_url}/?charset=utf8mb4", name)
     engine = make_engine(settings)
-    with engine.begin() as conn:
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
-        for table in sa_inspect(conn).get_table_names():
-            conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
-    upgrade(engine)
+    databases.empty_and_migrate(engine)
     return engine
 
 
 def drop_database(settings: Settings, server_url: str) -> None:
-    name = make_url(settings.database_url).database
-    admin = make_engine(settings, f"{server_url}/?charset=utf8mb4")
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    finally:
-        admin.dispose()
+    name = str(make_url(settings.database_url).database)
+    databases.drop_database(settings, f"{server_url}/?charset=utf8mb4", name)
 
 
 def quiet_logging() -> None:
@@ -215,23 +167,9 @@ def quiet_logging() -> None:
 # -- 1. limits ---------------------------------------------------------------------------------
 
 
-def _raw_mysql(settings: Settings) -> pymysql.connections.Connection[Any]:
-    url = make_url(settings.database_url)
-    return pymysql.connect(
-        host=url.host or "127.0.0.1",
-        port=url.port or 3306,
-        user=url.username or "root",
-        password=url.password or "",
-        database=url.database,
-        charset="utf8mb4",
-        autocommit=False,
-        ssl_disabled=True,
-    )
-
-
 def mysql_commit_rate(settings: Settings, seconds: float, rows_per_commit: int) -> float:
     """Rows/s inserted by one connection committing every ``rows_per_commit`` rows."""
-    conn = _raw_mysql(settings)
+    conn = connect_mysql(settings.database_url)
     try:
         with conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {SCRATCH_TABLE}")
@@ -345,7 +283,7 @@ def measure_limits(settings: Settings, seconds: float, reps: int, report: Report
 
     def spread(key: str) -> str:
         values = samples[key]
-        return f"limit (median of {len(values)}: {_num(min(values))}..{_num(max(values))})"
+        return f"limit (median of {len(values)}: {number(min(values))}..{number(max(values))})"
 
     report.section("1. limits (raw clients, one connection)")
     report.add("MariaDB INSERT+COMMIT, 1 row/commit", med["commit"], "rows/s", spread("commit"))
@@ -374,31 +312,11 @@ class Shop:
 
 def open_shop(container: Container, tag: str, number: int) -> Shop:
     """Sign a restaurant up and give it a menu, through the command side."""
-    signup = container.identity.signup(
-        SignupCreate(
-            restaurant_name=f"Bench {tag} {number}",
-            email=f"owner+{tag}{number}-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example",
-            password="bench-password-0123456789",
-            timezone="Europe/Berlin",
-            currency="EUR",
-        )
-    )
-    ctx = CommandContext(signup.restaurant_id, actor=f"user:{signup.user_id}", request_id="bench")
-    item_ids: list[str] = []
-    for position, category in enumerate(("Coffee", "Pastries")):
-        category_id = container.menu.create_category(
-            ctx, CategoryCreate(name=category, sort_order=position)
-        ).body["id"]
-        for name, price in MENU[category][:5]:
-            created = container.menu.add_item(
-                ctx, MenuItemCreate(name=name, category_id=category_id, price_cents=price)
-            )
-            item_ids.append(created.body["id"])
-    executor = CommandExecutor(container.store, container.clock)
-    items = [
-        executor.load(ctx, item_id, menu_item.MenuItem(), menu_item.evolve).state
-        for item_id in item_ids
-    ]
+    email = f"owner+{tag}{number}-{uuid.uuid4().hex[:8]}@bench.coffeeshop.example"
+    signup, ctx = restaurants.sign_up(container, f"Bench {tag} {number}", email, "bench")
+    menu = {category: MENU[category][:5] for category in ("Coffee", "Pastries")}
+    item_ids = restaurants.add_menu(container, ctx, menu)
+    items = restaurants.load_items(container, ctx, item_ids)
     return Shop(signup.restaurant_id, signup.user_id, ctx, items)
 
 
@@ -415,28 +333,19 @@ def order_lifecycle(shop: Shop, rng: random.Random, now: datetime) -> tuple[str,
         order.LineRequest(str(uuid.uuid4()), item, rng.choice((1, 1, 1, 2, 3)))
         for item in rng.sample(shop.items, rng.randint(1, 3))
     )
-    at = now - timedelta(minutes=rng.randint(60, 7 * 24 * 60))
-    state = order.Order()
-    events: list[DomainEvent] = []
-
-    def step(command: order.OrderCommand, minutes: int) -> None:
-        nonlocal state, at
-        at += timedelta(minutes=minutes)
-        for event in order.decide(command, state, at):
-            state = order.evolve(state, event)
-            events.append(event)
-
+    life = OrderLife(now - timedelta(minutes=rng.randint(60, 7 * 24 * 60)))
+    step = life.step
     customer = rng.choice(CUSTOMERS) if rng.random() < 0.5 else None
     step(order.PlaceOrder(order_id, lines, None, customer), 0)
     step(order.StartPreparation(), rng.randint(1, 4))
     if rng.random() < 0.05:
         step(order.Cancel("customer left"), 1)
-        return order_id, events
+        return order_id, life.events
     step(order.MarkReady(), rng.randint(1, 6))
     step(order.Serve(), rng.randint(1, 3))
     tip = rng.choice((0, 0, 0, 50, 100))
-    step(order.Pay(rng.choice(("card", "card", "cash")), state.total_cents, tip), 20)
-    return order_id, events
+    step(order.Pay(rng.choice(("card", "card", "cash")), life.state.total_cents, tip), 20)
+    return order_id, life.events
 
 
 def append_backlog(container: Container, shops: list[Shop], orders_total: int, seed: int) -> int:
@@ -775,18 +684,6 @@ class Load:
     caught_up_s: float = math.nan  # last order visible -> every projection at its head
 
 
-def _cpu_s(pid: int | None = None) -> float:
-    """CPU seconds (user + system) of this process, or of a child by pid."""
-    if pid is None:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def steady_load(
     container: Container,
     shops: list[Shop],
@@ -803,7 +700,7 @@ def steady_load(
     pids: dict[str, int | None] = {"bench process": None, "watcher": watcher.pid}
     pids.update({c.name: c.process.pid for c in children})
     with ThreadPoolExecutor(max_workers=16) as pool:
-        cpu = {name: _cpu_s(pid) for name, pid in pids.items()}
+        cpu = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
         begin = time.perf_counter()
         futures = []
         for n in range(count):
@@ -816,7 +713,7 @@ def steady_load(
         watched = [future.result() for future in futures]
     polls = watcher.collect()
     wall = time.perf_counter() - begin
-    cores = {name: (_cpu_s(pid) - cpu[name]) / wall for name, pid in pids.items()}
+    cores = {name: (process_cpu_seconds(pid) - cpu[name]) / wall for name, pid in pids.items()}
     load = Load(watched, issued, wall, polls, cores)
     load.caught_up_s = wait_drained(container, shops)
     progress(f"load done in {wall:.1f}s; every projection at head {load.caught_up_s:.1f}s later")
@@ -907,58 +804,6 @@ def in_process_latency(
 # -- 3b. through HTTP, every process separate --------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM of a live process, in MB."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return math.nan
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-
-def start_child(name: str, argv: list[str], env: dict[str, str], workdir: Path) -> Child:
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as sink:
-        process = subprocess.Popen(  # own children, stopped by pid in stop_children
-            argv, env=env, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT
-        )
-    return Child(name, process, log_path)
-
-
-def stop_children(children: list[Child]) -> None:
-    for child in children:
-        if child.process.poll() is None:
-            child.process.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.process.wait(10)
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait(5)
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 def start_services(settings: Settings, workdir: Path, port: int) -> list[Child]:
     """`coffeeshop serve`, `relay` and `projector`, configured by environment only."""
     env = dict(os.environ)
@@ -977,22 +822,6 @@ def start_services(settings: Settings, workdir: Path, port: int) -> list[Child]:
         start_child("relay", [tool, "relay"], env, workdir),
         start_child("projector", [tool, "projector"], env, workdir),
     ]
-
-
-def wait_healthy(base: str, children: list[Child], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        broken = [c for c in children if c.process.poll() is not None]
-        if broken:
-            raise RuntimeError(f"{broken[0].name} exited:\n{tail(broken[0].log_path)}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the API did not answer /health within {timeout_s:.0f} s")
-        time.sleep(0.1)
 
 
 @dataclass
@@ -1083,10 +912,11 @@ def separate_processes(
         try:
             wait_healthy(base, children)
             wait_live(container.engine, lambda: any(c.process.poll() is not None for c in children))
-            idle = {c.name: _cpu_s(c.process.pid) for c in children}
+            idle = {c.name: process_cpu_seconds(c.process.pid) for c in children}
             time.sleep(IDLE_SAMPLE_S)
             idle = {
-                c.name: (_cpu_s(c.process.pid) - idle[c.name]) / IDLE_SAMPLE_S for c in children
+                c.name: (process_cpu_seconds(c.process.pid) - idle[c.name]) / IDLE_SAMPLE_S
+                for c in children
             }
             title = "3b. command -> visible, read side in `coffeeshop relay`/`projector`"
             for count, rate in ((args.latency_orders, args.rate), (args.low_orders, args.low_rate)):
@@ -1138,14 +968,6 @@ def server_facts(engine: Engine, redis_url: str) -> tuple[str, str]:
     aof = persistence.get("aof_enabled")
     redis_line = f"Redis {info['redis_version']} (aof_enabled={aof}), db {REDIS_DB}"
     return mariadb, redis_line
-
-
-def flush_redis(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
 
 
 def parse_args() -> argparse.Namespace:
@@ -1298,7 +1120,7 @@ def main() -> int:
         progress(f"dropping database {DB_NAME}, flushing Redis db {REDIS_DB}")
         drop_database(settings, args.mysql)
         flush_redis(settings.redis_url)
-    report.notes.append(f"total bench time {time.perf_counter() - START:.0f}s")
+    report.notes.append(f"total bench time {time.perf_counter() - progress.start:.0f}s")
     report.print()
     return 0
 

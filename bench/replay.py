@@ -34,7 +34,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pymysql
+from procs import BIN, Progress, tree_rss_mb
+from raw_limits import connect_mysql
 from seeding import (
     DatasetSpec,
     SeedInfo,
@@ -47,6 +48,7 @@ from seeding import (
 from sqlalchemy import Engine, MetaData, Table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateTable
+from stats import megabytes, number, print_report, ratio, verdict
 
 from coffeeshop.api.db import make_engine
 from coffeeshop.api.demo import CUSTOMERS, MENU
@@ -64,13 +66,8 @@ TARGET_SECONDS = 60.0  # replay of 1M events
 TARGET_SHARE_OF_INSERT = 0.25  # replay events/s vs raw bulk-insert rows/s
 TARGET_RSS_MB = 500.0
 POLL_S = 0.02
-BIN = Path(sys.executable).parent
 
-START = time.perf_counter()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.perf_counter() - START:6.1f}s] {message}", file=sys.stderr, flush=True)
+progress = Progress()
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -89,84 +86,35 @@ class Report:
         """The median of ``values``, and their range when there are several."""
         clean = [v for v in values if not math.isnan(v)]
         median = statistics.median(clean) if clean else math.nan
-        spread = f"({_num(min(clean))}-{_num(max(clean))})" if len(clean) > 1 else ""
-        self.rows.append((figure, _num(median), spread, unit, versus))
+        spread = f"({number(min(clean))}-{number(max(clean))})" if len(clean) > 1 else ""
+        self.rows.append((figure, number(median), spread, unit, versus))
 
     def print(self) -> None:
-        print()
-        for line in self.header:
-            print(line)
-        print()
         width = max(len(r[0]) for r in self.rows if not r[0].startswith("-- ")) + 2
         spread = max([len(r[2]) for r in self.rows] + [9]) + 2
-        print(
+        table = [
             f"{'figure':<{width}}{'median':>10}  {'(min-max)':<{spread}}{'unit':<10}"
             "vs limit / target"
-        )
-        print("-" * (width + 12 + spread + 10 + 48))
+        ]
+        table.append("-" * (width + 12 + spread + 10 + 48))
         for figure, median, low_high, unit, versus in self.rows:
             if figure.startswith("-- "):
-                print(figure)
-                continue
-            print(f"{figure:<{width}}{median:>10}  {low_high:<{spread}}{unit:<10}{versus}")
-        if self.notes:
-            print()
-            for note in self.notes:
-                print(f"* {note}")
-
-
-def _num(value: float) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def ratio(value: float, limit: float, name: str) -> str:
-    if not limit or math.isnan(value) or math.isnan(limit):
-        return f"n/a vs {name}"
-    return f"{value / limit:.2f}x {name}"
-
-
-def verdict(value: float, limit: float, below: bool = True) -> str:
-    """Whether ``value`` is below (or at least) ``limit``; n/a when either is unknown."""
-    if math.isnan(value) or math.isnan(limit):
-        return "n/a"
-    return "met" if (value < limit if below else value >= limit) else "MISSED"
-
-
-def megabytes(size: int) -> str:
-    return f"{size / 2**20:,.0f} MB"
+                table.append(figure)
+            else:
+                table.append(
+                    f"{figure:<{width}}{median:>10}  {low_high:<{spread}}{unit:<10}{versus}"
+                )
+        print_report(self.header, table, self.notes)
 
 
 # -- raw limits --------------------------------------------------------------------------------
-
-
-def raw_connection(
-    database_url: str, autocommit: bool, local_infile: bool = False
-) -> pymysql.connections.Connection[Any]:
-    url = make_url(database_url)
-    return pymysql.connect(
-        local_infile=local_infile,
-        host=url.host or "127.0.0.1",
-        port=url.port or 3306,
-        user=url.username or "root",
-        password=url.password or "",
-        database=url.database,
-        charset="utf8mb4",
-        autocommit=autocommit,
-        ssl_disabled=True,
-    )
 
 
 def keyset_read_rate(database_url: str, seconds: float) -> tuple[float, int]:
     """Rows/s of ``id > last ORDER BY id LIMIT 5000`` over ``events``, both JSON columns
     parsed (with the application's parser), until the table ends or ``seconds`` pass;
     returns (rate, rows read)."""
-    conn = raw_connection(database_url, autocommit=True)
+    conn = connect_mysql(database_url, autocommit=True)
     sql = (
         "SELECT id, event_id, restaurant_id, seq, stream_type, stream_id, version, type, "
         "schema_version, data, metadata, recorded_at FROM events WHERE id > %s "
@@ -271,7 +219,7 @@ def bulk_insert_rate(
     scratch table, until every row is in or ``seconds`` pass; returns (rate, rows)."""
     names = ", ".join(f"`{c}`" for c in columns)
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    raw = raw_connection(database_url, autocommit=False)
+    raw = connect_mysql(database_url)
     try:
         with raw.cursor() as cur:
 
@@ -301,7 +249,7 @@ def bulk_load_rate(
         f"LOAD DATA LOCAL INFILE %s INTO TABLE {SCRATCH_TABLE} CHARACTER SET utf8mb4 "
         f"FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({names})"
     )
-    raw = raw_connection(database_url, autocommit=False, local_infile=True)
+    raw = connect_mysql(database_url, local_infile=True)
     try:
         with raw.cursor() as cur, tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "rows.tsv"
@@ -346,26 +294,6 @@ class ReplayRun:
     peak_rss_mb: float  # the largest single process (the CLI or one of its job processes)
     tree_rss_mb: float  # the whole process tree at its largest (sampled)
     output: str
-
-
-def tree_rss_mb(pid: int) -> tuple[float, float]:
-    """Resident memory of a process and all its descendants now, and the largest high-water
-    mark (VmHWM) among them, in MB."""
-    total_kb, largest_kb, pending = 0, 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-                elif line.startswith("VmHWM:"):
-                    largest_kb = max(largest_kb, int(line.split()[1]))
-            for task in os.listdir(f"/proc/{current}/task"):
-                children = Path(f"/proc/{current}/task/{task}/children").read_text()
-                pending += [int(child) for child in children.split()]
-        except (OSError, ValueError):
-            continue  # it exited meanwhile
-    return total_kb / 1024, largest_kb / 1024
 
 
 def replay_env(database_url: str, home: str) -> dict[str, str]:
@@ -612,7 +540,7 @@ def main() -> int:
         + ("" if args.skip_replay else f" (replay: {args.replay_runs or args.runs})")
         + "; raw read, raw insert and replay take turns",
     ]
-    report.notes.append(f"total bench time {time.perf_counter() - START:.0f}s")
+    report.notes.append(f"total bench time {time.perf_counter() - progress.start:.0f}s")
     report.print()
     return 0
 
@@ -763,7 +691,7 @@ def report_figures(
         "wall time, process start to exit",
         seconds,
         "s",
-        f"1M events at this rate: {_num(million)} s; target < {TARGET_SECONDS:.0f} s: "
+        f"1M events at this rate: {number(million)} s; target < {TARGET_SECONDS:.0f} s: "
         f"{verdict(million, TARGET_SECONDS)}",
     )
     report.add(

@@ -45,6 +45,7 @@ from datetime import time as clock_time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import databases
 from sqlalchemy import Engine, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
@@ -692,14 +693,7 @@ def slices(spec: DatasetSpec) -> Iterator[datetime]:
 
 
 def bench_settings(database_url: str, pool_size: int = 5) -> Settings:
-    return Settings(
-        _env_file=None,
-        database_url=database_url,
-        secret_key="x" * 40,
-        log_level="WARNING",
-        db_pool_size=pool_size,
-        db_max_overflow=pool_size,
-    )
+    return databases.bench_settings(database_url, db_pool_size=pool_size, db_max_overflow=pool_size)
 
 
 @dataclass(frozen=True)
@@ -863,27 +857,15 @@ def database_name(database_url: str) -> str:
 
 
 def create_database(database_url: str) -> None:
-    url = make_url(database_url)
     name = database_name(database_url)
-    server = url.set(database="").render_as_string(hide_password=False)
-    admin = make_engine(bench_settings(database_url, pool_size=1), server)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"))
-    finally:
-        admin.dispose()
+    settings = bench_settings(database_url, pool_size=1)
+    databases.create_database(settings, databases.server_of(database_url), name)
 
 
 def drop_database(database_url: str) -> None:
-    url = make_url(database_url)
     name = database_name(database_url)
-    server = url.set(database="").render_as_string(hide_password=False)
-    admin = make_engine(bench_settings(database_url, pool_size=1), server)
-    try:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-    finally:
-        admin.dispose()
+    settings = bench_settings(database_url, pool_size=1)
+    databases.drop_database(settings, databases.server_of(database_url), name)
 
 
 def recorded(engine: Engine) -> tuple[str, SeedInfo] | None:
@@ -922,15 +904,6 @@ def _write_marker(engine: Engine, info: SeedInfo) -> None:
                 "info": json.dumps(body),
             },
         )
-
-
-def _empty_and_migrate(engine: Engine) -> None:
-    with engine.begin() as conn:
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
-        for table in sa_inspect(conn).get_table_names():
-            conn.execute(text(f"DROP TABLE IF EXISTS `{table}`"))
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
-    upgrade(engine)
 
 
 def ensure_dataset(
@@ -973,7 +946,7 @@ def _seed(
 ) -> SeedInfo:
     begin = time.perf_counter()
     progress(f"seeding {spec.describe()}: emptying and migrating the database")
-    _empty_and_migrate(engine)
+    databases.empty_and_migrate(engine)
     profiles = [profile(spec, n) for n in range(spec.restaurants)]
     progress(f"seeding: signing up {spec.restaurants} restaurants (identity service)")
     restaurants = sign_up(engine, spec, profiles)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -51,6 +51,47 @@ def number(value: float) -> str:
     if abs(value) >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}"
+
+
+def ratio(value: float, limit: float, name: str) -> str:
+    """``0.42x name``: a figure beside the limit it is compared with."""
+    if not limit or math.isnan(value) or math.isnan(limit):
+        return f"n/a vs {name}"
+    return f"{value / limit:.2f}x {name}"
+
+
+def verdict(value: float, limit: float, below: bool = True) -> str:
+    """Whether ``value`` is below (or at least) ``limit``; n/a when either is unknown."""
+    if math.isnan(value) or math.isnan(limit):
+        return "n/a"
+    return "met" if (value < limit if below else value >= limit) else "MISSED"
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 2**20:,.0f} MB"
+
+
+def print_report(header: Sequence[str], table: Sequence[str], notes: Sequence[str]) -> None:
+    """The setup lines, the table, then the notes when there are any; a blank line before each."""
+    print()
+    for line in header:
+        print(line)
+    print()
+    for line in table:
+        print(line)
+    if notes:
+        print()
+        for note in notes:
+            print(f"* {note}")
 
 
 # A target: (">=" or "<=", the number). None: no target, only the figure.

@@ -4,8 +4,11 @@ must keep working."""
 
 from __future__ import annotations
 
+import math
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,61 @@ def test_wrk_summary_line_is_parsed() -> None:
     assert result.socket_errors == 1
     with pytest.raises(RuntimeError):
         raw_limits.parse_wrk("no summary")
+
+
+def test_numbers_ratios_and_verdicts_read_the_same_in_every_script() -> None:
+    stats = _bench_module("stats")
+    assert [stats.number(v) for v in (1234.5, 12.345, 1.234, float("nan"))] == [
+        "1,234",
+        "12.3",
+        "1.23",
+        "n/a",
+    ]
+    assert stats.ratio(50.0, 200.0, "commit/s") == "0.25x commit/s"
+    assert stats.ratio(50.0, 0.0, "floor") == "n/a vs floor"
+    assert stats.ratio(float("nan"), 2.0, "floor") == "n/a vs floor"
+    assert stats.ratio(1.0, float("nan"), "floor") == "n/a vs floor"
+    assert stats.verdict(40.0, 60.0) == "met"
+    assert stats.verdict(40.0, 60.0, below=False) == "MISSED"
+    assert stats.verdict(float("nan"), 60.0) == "n/a"
+    assert stats.megabytes(3 * 2**20) == "3 MB"
+
+
+def test_percentile_is_nearest_rank() -> None:
+    stats = _bench_module("stats")
+    values = [float(v) for v in range(100, 0, -1)]
+    assert stats.percentile(values, 50) == 50.0
+    assert stats.percentile(values, 99) == 99.0
+    assert stats.percentile(values, 100) == 100.0
+    assert stats.percentile([7.0], 0) == 7.0
+    assert stats.percentile([], 50) != stats.percentile([], 50)  # NaN
+
+
+def test_progress_and_process_helpers_read_this_process() -> None:
+    procs = _bench_module("procs")
+    assert procs.peak_rss_mb(os.getpid()) > 0
+    assert procs.process_cpu_seconds() > 0
+    assert procs.cpu_seconds([os.getpid(), 2**22 + 1]) > 0  # a pid that is gone counts nothing
+    assert math.isnan(procs.process_cpu_seconds(2**22 + 1))
+    total, largest = procs.tree_rss_mb(os.getpid())
+    assert total > 0
+    assert largest > 0
+    assert 1024 <= procs.free_port() <= 65535
+    assert procs.api_workers(os.getpid()) == [os.getpid()]
+
+
+def test_a_child_is_started_logged_and_stopped(tmp_path: Path) -> None:
+    procs = _bench_module("procs")
+    argv = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"]
+    child = procs.start_child("sleeper", argv, dict(os.environ), tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while not procs.tail(child.log_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert child.process.pid in procs.children_of(os.getpid())
+        assert child.process.pid in procs.descendants(os.getpid())
+    finally:
+        procs.stop_children([child], timeout_s=5)
+    assert child.process.returncode is not None
+    assert procs.tail(child.log_path) == "up"
+    assert procs.tail(tmp_path / "missing.log") == ""
