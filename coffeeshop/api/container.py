@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import redis
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import Engine
@@ -71,7 +72,11 @@ def build_container(settings: Settings, clock: Clock = utc_now) -> Container:
         timedelta(minutes=settings.access_token_expire_minutes),
     )
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    key_cache = ApiKeyCache(_sync_redis(settings.redis_url)) if settings.redis_url else None
+    key_cache = (
+        ApiKeyCache(_async_redis(settings.redis_url), _sync_redis(settings.redis_url))
+        if settings.redis_url
+        else None
+    )
     identity = IdentityService(engine, store, PasswordHasher(), clock, key_cache)
     executor = CommandExecutor(store, clock)
     return Container(
@@ -106,6 +111,16 @@ def _build_cache(settings: Settings) -> Cache:
     if settings.redis_url is None:
         return MemoryCache()
     return RedisCache(_sync_redis(settings.redis_url))
+
+
+def _async_redis(url: str) -> Redis:
+    """The same, for reads on the event loop."""
+    return Redis.from_url(
+        url,
+        socket_timeout=CACHE_SOCKET_TIMEOUT_S,
+        socket_connect_timeout=CACHE_SOCKET_TIMEOUT_S,
+        retry=AsyncRetry(NoBackoff(), 0),
+    )
 
 
 def _sync_redis(url: str) -> redis.Redis:

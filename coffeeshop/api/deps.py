@@ -38,27 +38,31 @@ async def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     container: ContainerDep,
     token: Annotated[str | None, Security(bearer_scheme)],
     api_key: Annotated[str | None, Security(api_key_scheme)],
 ) -> Principal:
     """The one place a request becomes a tenant-scoped caller (JWT for people, key for POS),
-    and where every authenticated request is counted against its caller's rate limit."""
+    and where every authenticated request is counted against its caller's rate limit.
+
+    A coroutine: a token, a known API key and the rate-limit counters are answered on the
+    event loop; only an API key this process has not seen goes to the database (in the
+    thread pool)."""
     try:
-        principal = _authenticate(container, token, api_key)
+        principal = await _authenticate(container, token, api_key)
     except Unauthorized:
-        container.limiter.hit("auth", client_ip(request))  # guessing keys costs a quota
+        await container.limiter.hit("auth", client_ip(request))  # guessing keys costs a quota
         raise
-    _count(request, container.limiter.hit("caller", principal.actor))
+    _count(request, await container.limiter.hit("caller", principal.actor))
     request.state.restaurant_id = principal.restaurant_id
     return principal
 
 
-def _authenticate(container: Container, token: str | None, api_key: str | None) -> Principal:
+async def _authenticate(container: Container, token: str | None, api_key: str | None) -> Principal:
     if api_key:
-        principal = container.identity.principal_for_api_key(api_key)
+        principal = await container.identity.principal_for_api_key(api_key)
         if principal is None:
             raise Unauthorized("Invalid or revoked API key")
         return principal
@@ -85,9 +89,9 @@ def _count(request: Request, quota: Quota | None) -> None:
         request.state.rate_limit = quota
 
 
-def limit_anonymous(request: Request, container: ContainerDep) -> None:
+async def limit_anonymous(request: Request, container: ContainerDep) -> None:
     """Signup and token requests: per client IP, at the strict ``auth`` limit."""
-    _count(request, container.limiter.hit("auth", client_ip(request)))
+    _count(request, await container.limiter.hit("auth", client_ip(request)))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -102,9 +106,11 @@ def require_role(minimum: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
-def limit_orders(request: Request, container: ContainerDep, principal: CurrentPrincipal) -> None:
+async def limit_orders(
+    request: Request, container: ContainerDep, principal: CurrentPrincipal
+) -> None:
     """Order creation: its own, lower limit per caller, on top of the caller's limit."""
-    _count(request, container.limiter.hit("orders", principal.actor))
+    _count(request, await container.limiter.hit("orders", principal.actor))
 
 
 StaffPrincipal = Annotated[Principal, Depends(require_role(Role.STAFF))]

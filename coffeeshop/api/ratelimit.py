@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
 from prometheus_client import Counter
 
 from coffeeshop.api.errors import AppError
@@ -83,27 +83,29 @@ class RateLimiter:
             "orders": RateLimitItemPerMinute(settings.order_rate_limit),
             "auth": RateLimitItemPerMinute(settings.auth_rate_limit),
         }
+        # The async storages: counting runs on the event loop, with no thread-pool trip.
         if settings.redis_url:
             storage = storage_from_string(
-                settings.redis_url,
+                f"async+{settings.redis_url}",
+                implementation="redispy",  # redis-py, as everywhere else (not coredis)
                 socket_timeout=REDIS_TIMEOUT_S,
                 socket_connect_timeout=REDIS_TIMEOUT_S,
             )
         else:
-            storage = storage_from_string("memory://")
+            storage = storage_from_string("async+memory://")
         self._strategy = SlidingWindowCounterRateLimiter(storage)
         self._warned_at = -math.inf
         self._lock = threading.Lock()
 
-    def hit(self, scope: str, key: str) -> Quota | None:
+    async def hit(self, scope: str, key: str) -> Quota | None:
         """Count one request of ``key`` in ``scope``; raises TooManyRequests when over. None
         when limits are off or the storage failed (the request goes through)."""
         if not self.enabled:
             return None
         item = self.items[scope]
         try:
-            allowed = self._strategy.hit(item, scope, key)
-            stats = self._strategy.get_window_stats(item, scope, key)
+            allowed = await self._strategy.hit(item, scope, key)
+            stats = await self._strategy.get_window_stats(item, scope, key)
         except Exception:
             self._storage_failed()
             return None

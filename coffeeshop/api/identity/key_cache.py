@@ -21,7 +21,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from anyio import to_thread
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
 from coffeeshop.api.identity.principal import Principal
@@ -37,7 +39,7 @@ class RevocationNotBroadcast(Exception):
 @dataclass(frozen=True)
 class _Entry:
     principal: Principal
-    token: bytes | None  # the revocation token it was loaded under
+    token: bytes | str | None  # the revocation token it was loaded under
     expires: float
 
 
@@ -50,31 +52,39 @@ class ApiKeyCache:
 
     def __init__(
         self,
-        client: Redis,
+        reader: AsyncRedis,
+        writer: Redis,
         capacity: int = 10_000,
         ttl_s: float = 300.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._client = client
+        """``reader`` serves lookups on the event loop (a hit costs no thread-pool trip);
+        ``writer`` publishes revocations from the synchronous identity service."""
+        self._reader = reader
+        self._writer = writer
         self._capacity = capacity
         self._ttl_s = ttl_s
         self._monotonic = monotonic
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def lookup(self, key_hash: str, load: Callable[[str], Principal | None]) -> Principal | None:
-        """The principal for ``key_hash``, from memory while valid, else from ``load``."""
+    async def lookup(
+        self, key_hash: str, load: Callable[[str], Principal | None]
+    ) -> Principal | None:
+        """The principal for ``key_hash``, from memory while valid, else from ``load`` (run
+        in the thread pool: it queries the database)."""
         try:
-            token: bytes | None = self._client.get(REVOCATION_KEY)  # type: ignore[assignment]
+            token = await self._reader.get(REVOCATION_KEY)
         except (RedisError, OSError):
-            return load(key_hash)  # cannot tell whether a revocation happened: ask the database
+            # Cannot tell whether a revocation happened: ask the database.
+            return await to_thread.run_sync(load, key_hash)
         now = self._monotonic()
         with self._lock:
             entry = self._entries.get(key_hash)
             if entry is not None and entry.token == token and entry.expires > now:
                 self._entries.move_to_end(key_hash)
                 return entry.principal
-        principal = load(key_hash)
+        principal = await to_thread.run_sync(load, key_hash)
         if principal is not None:
             with self._lock:
                 self._entries[key_hash] = _Entry(principal, token, now + self._ttl_s)
@@ -88,7 +98,7 @@ class ApiKeyCache:
         with self._lock:
             self._entries.clear()
         try:
-            self._client.set(REVOCATION_KEY, uuid.uuid4().hex)
+            self._writer.set(REVOCATION_KEY, uuid.uuid4().hex)
         except (RedisError, OSError) as exc:
             log.error("could not publish an API key revocation to the other processes")
             raise RevocationNotBroadcast from exc

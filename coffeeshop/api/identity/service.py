@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from anyio import to_thread
 from sqlalchemy import Engine, Row, Select, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -173,10 +174,11 @@ class IdentityService:
                     "(Redis unreachable); repeat the request"
                 ) from exc
 
-    def principal_for_api_key(self, key: str) -> Principal | None:
+    async def principal_for_api_key(self, key: str) -> Principal | None:
+        """Async: with the key cache, a known key is answered on the event loop."""
         if self._key_cache is None:
-            return self._load_principal(api_key_hash(key))
-        return self._key_cache.lookup(api_key_hash(key), self._load_principal)
+            return await to_thread.run_sync(self._load_principal, api_key_hash(key))
+        return await self._key_cache.lookup(api_key_hash(key), self._load_principal)
 
     def _load_principal(self, key_hash: str) -> Principal | None:
         with self._engine.connect() as conn:
