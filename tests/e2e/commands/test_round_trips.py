@@ -1,0 +1,88 @@
+"""How many times one command talks to MariaDB: each round trip is latency and server CPU.
+
+Counted in the driver, where every query, commit, rollback and ping goes to the server,
+including the ones SQLAlchemy sends on its own (pool pings and resets) and the raw cursor
+reads of the event store.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymysql.connections
+import pytest
+from pymysql.constants import COMMAND
+
+from tests.e2e.commands.conftest import Shop
+
+PLACED_ORDER_ROUND_TRIPS = 28
+REPLAYED_ORDER_ROUND_TRIPS = 6
+
+
+@contextmanager
+def round_trips() -> Iterator[Counter[str]]:
+    """Every command the driver sends meanwhile, by its first word (PING for pings)."""
+    seen: Counter[str] = Counter()
+    original = pymysql.connections.Connection._execute_command
+
+    def counting(self: Any, command: int, sql: Any) -> Any:
+        if command == COMMAND.COM_QUERY:
+            text = sql.decode() if isinstance(sql, bytes) else str(sql)
+            seen[text.split(None, 1)[0].upper()] += 1
+        elif command == COMMAND.COM_PING:
+            seen["PING"] += 1
+        else:
+            seen[f"COMMAND {command}"] += 1
+        return original(self, command, sql)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pymysql.connections.Connection, "_execute_command", counting)
+        yield seen
+
+
+def _order_body(items: list[str]) -> dict[str, Any]:
+    return {"customer_name": "Ann", "items": [{"menu_item_id": i, "quantity": 2} for i in items]}
+
+
+@pytest.fixture(scope="module")
+def menu(mysql_pair: Any) -> list[str]:
+    shop: Shop = mysql_pair.main
+    category = shop.category()
+    return [shop.item(category) for _ in range(3)]
+
+
+def _post(shop: Shop, body: dict[str, Any], key: str) -> Any:
+    assert shop.pos is not None
+    return shop.send("POST", "/api/v1/orders", body, shop.pos, {"Idempotency-Key": key})
+
+
+def test_placing_an_order_stays_within_its_round_trips(mshop: Shop, menu: list[str]) -> None:
+    body = _order_body(menu)
+    for _ in range(3):  # warm: pool connections, the key's principal, the restaurant's sequence
+        assert _post(mshop, body, f"warm-{uuid.uuid4()}").status_code == 201
+
+    with round_trips() as seen:
+        response = _post(mshop, body, f"key-{uuid.uuid4()}")
+
+    assert response.status_code == 201, response.text
+    total = sum(seen.values())
+    print(f"placed order: {total} round trips {dict(seen)}")
+    assert total <= PLACED_ORDER_ROUND_TRIPS, dict(seen)
+
+
+def test_replaying_an_order_stays_within_its_round_trips(mshop: Shop, menu: list[str]) -> None:
+    body = _order_body(menu)
+    key = f"key-{uuid.uuid4()}"
+    assert _post(mshop, body, key).status_code == 201
+
+    with round_trips() as seen:
+        response = _post(mshop, body, key)
+
+    assert response.headers["idempotent-replayed"] == "true"
+    total = sum(seen.values())
+    print(f"replayed order: {total} round trips {dict(seen)}")
+    assert total <= REPLAYED_ORDER_ROUND_TRIPS, dict(seen)
