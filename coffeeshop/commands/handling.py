@@ -32,6 +32,7 @@ from coffeeshop.events.registry import DomainEvent, registry
 from coffeeshop.events.store import EventStore
 
 S = TypeVar("S")
+Streams = dict[str, list[RecordedEvent]]
 MAX_ATTEMPTS = 8
 RETRY_PAUSE_S = 0.005
 RETRY_PAUSE_MAX_S = 0.2
@@ -98,6 +99,10 @@ class CommandExecutor:
         evolve: Callable[[S, DomainEvent], S],
     ) -> Loaded[S]:
         return fold(self.store.load_stream(ctx.restaurant_id, stream_id), initial, evolve)
+
+    def streams(self, ctx: CommandContext, stream_ids: Iterable[str]) -> Streams:
+        """Several aggregates' events in one read, for a decision that needs them all."""
+        return self.store.load_streams(ctx.restaurant_id, stream_ids)
 
     def expect(self, ctx: CommandContext, loaded: Loaded[Any]) -> int:
         """The version to append at: the loaded one, which must match If-Match when given."""

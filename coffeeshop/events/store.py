@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -262,6 +262,26 @@ class EventStore:
             .order_by(events.c.version)
         )
         return self._fetch(query)
+
+    def load_streams(
+        self, restaurant_id: str, stream_ids: Iterable[str]
+    ) -> dict[str, list[RecordedEvent]]:
+        """Several streams in one query, each in version order, keyed by every id asked for
+        (a missing stream, or another restaurant's, is an empty list)."""
+        found: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in stream_ids}
+        if not found:
+            return found
+        query = (
+            select(events)
+            .where(
+                events.c.restaurant_id == restaurant_id,
+                events.c.stream_id.in_(sorted(found)),
+            )
+            .order_by(events.c.stream_id, events.c.version)
+        )
+        for event in self._fetch(query):
+            found[event.stream_id].append(event)
+        return found
 
     def read_restaurant(
         self,

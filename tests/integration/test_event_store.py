@@ -312,6 +312,33 @@ def test_another_restaurants_stream_reads_as_empty(store: Store, restaurant: str
     assert len(store.load_stream(restaurant, ref.stream_id)) == 2
 
 
+def test_load_streams_reads_several_streams_at_once(store: Store, restaurant: str) -> None:
+    first, second, elsewhere = order(restaurant), order(restaurant), order(new_id())
+    store.append_many(
+        [
+            StreamWrite(first, 0, (added("a"), added("b"))),
+            StreamWrite(second, 0, (added("c"),)),
+        ]
+    )
+    store.append(second, 1, [ItemRemoved(name="c")])
+    store.append(elsewhere, 0, [added("x")])
+    missing = new_id()
+
+    loaded = store.load_streams(
+        restaurant, [second.stream_id, first.stream_id, elsewhere.stream_id, missing]
+    )
+
+    assert loaded == {
+        first.stream_id: store.load_stream(restaurant, first.stream_id),
+        second.stream_id: store.load_stream(restaurant, second.stream_id),
+        elsewhere.stream_id: [],
+        missing: [],
+    }
+    assert [e.version for e in loaded[second.stream_id]] == [1, 2]
+    assert [e.data["name"] for e in loaded[first.stream_id]] == ["a", "b"]
+    assert store.load_streams(restaurant, []) == {}
+
+
 def test_read_restaurant_after_seq_up_to_seq_and_limit(store: Store, restaurant: str) -> None:
     other = new_id()
     streams = [order(restaurant), order(restaurant)]

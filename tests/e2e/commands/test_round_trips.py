@@ -24,8 +24,8 @@ from coffeeshop.api.db import make_engine
 from tests.conftest import make_settings
 from tests.e2e.commands.conftest import Shop
 
-PLACED_ORDER_ROUND_TRIPS = 14
-REPLAYED_ORDER_ROUND_TRIPS = 12
+PLACED_ORDER_ROUND_TRIPS = 10
+REPLAYED_ORDER_ROUND_TRIPS = 8
 
 
 @contextmanager
