@@ -102,11 +102,20 @@ def require_role(minimum: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
-def limit_orders(request: Request, container: ContainerDep, principal: CurrentPrincipal) -> None:
-    """Order creation: its own, lower limit per caller, on top of the caller's limit."""
+def get_order_creator(
+    request: Request,
+    container: ContainerDep,
+    token: Annotated[str | None, Security(bearer_scheme)],
+    api_key: Annotated[str | None, Security(api_key_scheme)],
+) -> Principal:
+    """The caller of order creation, also counted against the lower ``orders`` limit: one
+    dependency, so one hop to the thread pool for both counts and the key look-up."""
+    principal = get_principal(request, container, token, api_key)
     _count(request, container.limiter.hit("orders", principal.actor))
+    return principal
 
 
+OrderCreator = Annotated[Principal, Depends(get_order_creator)]
 StaffPrincipal = Annotated[Principal, Depends(require_role(Role.STAFF))]
 ManagerPrincipal = Annotated[Principal, Depends(require_role(Role.MANAGER))]
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio.to_thread
 import pymysql.connections
 import pytest
 from pymysql.constants import COMMAND
@@ -25,6 +26,7 @@ from tests.conftest import make_settings
 from tests.e2e.commands.conftest import Shop
 
 PLACED_ORDER_ROUND_TRIPS = 10
+PLACED_ORDER_THREAD_HOPS = 2  # the caller (key look-up, rate limits), the command
 REPLAYED_ORDER_ROUND_TRIPS = 8
 
 
@@ -91,6 +93,25 @@ def test_replaying_an_order_stays_within_its_round_trips(mshop: Shop, menu: list
     total = sum(seen.values())
     print(f"replayed order: {total} round trips {dict(seen)}")
     assert total <= REPLAYED_ORDER_ROUND_TRIPS, dict(seen)
+
+
+def test_placing_an_order_hops_to_the_thread_pool_twice(
+    mshop: Shop, menu: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = _order_body(menu)
+    assert _post(mshop, body, f"warm-{uuid.uuid4()}").status_code == 201
+    hops: list[str] = []
+    original = anyio.to_thread.run_sync
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(getattr(func, "func", func), "__qualname__", "?"))
+        return await original(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    response = _post(mshop, body, f"key-{uuid.uuid4()}")
+
+    assert response.status_code == 201, response.text
+    assert len(hops) <= PLACED_ORDER_THREAD_HOPS, hops
 
 
 def test_connections_killed_while_idle_do_not_fail_the_next_order(
