@@ -79,6 +79,7 @@ def serve(args: argparse.Namespace) -> int:
         "port": args.port,
         "workers": args.workers,
         "log_config": None,
+        "access_log": False,  # AccessLogMiddleware logs every request, as JSON
         "proxy_headers": bool(settings.trusted_proxies),
         "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
         "server_header": False,

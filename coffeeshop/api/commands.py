@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, ParamSpec
 
 from asgi_correlation_id import correlation_id
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from coffeeshop.api.deps import CurrentPrincipal, ManagerPrincipal
+from coffeeshop.api.deps import CurrentPrincipal, ManagerPrincipal, OrderCreator
 from coffeeshop.api.errors import Unprocessable
 from coffeeshop.api.identity.principal import Principal
 from coffeeshop.commands.handling import CommandContext, CommandResult, request_fingerprint
 
+P = ParamSpec("P")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 _IF_MATCH = re.compile(r'^(?:W/)?"?(\d{1,10})"?$')
 
@@ -99,8 +102,26 @@ async def manager_command_context(
     return await _context(request, principal, idempotency_key, if_match)
 
 
+async def order_creation_context(
+    request: Request,
+    principal: OrderCreator,
+    idempotency_key: IdempotencyKeyHeader = None,
+    if_match: IfMatchHeader = None,
+) -> CommandContext:
+    return await _context(request, principal, idempotency_key, if_match)
+
+
 OrderContext = Annotated[CommandContext, Depends(any_command_context)]
+NewOrderContext = Annotated[CommandContext, Depends(order_creation_context)]
 MenuContext = Annotated[CommandContext, Depends(manager_command_context)]
+
+
+async def execute(
+    command: Callable[P, CommandResult], *args: P.args, **kwargs: P.kwargs
+) -> JSONResponse:
+    """Run a command (blocking: it loads and appends) in the thread pool, in one hop; the
+    routes are coroutines, so FastAPI does not spend a hop of its own on them."""
+    return command_response(await run_in_threadpool(command, *args, **kwargs))
 
 
 def command_response(result: CommandResult) -> JSONResponse:

@@ -106,13 +106,16 @@ def require_role(minimum: Role) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
-async def limit_orders(
+async def get_order_creator(
     request: Request, container: ContainerDep, principal: CurrentPrincipal
-) -> None:
-    """Order creation: its own, lower limit per caller, on top of the caller's limit."""
+) -> Principal:
+    """The caller of order creation, also counted against the lower ``orders`` limit (on
+    top of the caller's limit), before the body is validated."""
     _count(request, await container.limiter.hit("orders", principal.actor))
+    return principal
 
 
+OrderCreator = Annotated[Principal, Depends(get_order_creator)]
 StaffPrincipal = Annotated[Principal, Depends(require_role(Role.STAFF))]
 ManagerPrincipal = Annotated[Principal, Depends(require_role(Role.MANAGER))]
 

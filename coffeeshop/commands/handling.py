@@ -11,7 +11,7 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -21,15 +21,18 @@ from coffeeshop.events.clock import Clock
 from coffeeshop.events.envelope import (
     AppendResult,
     EventMetadata,
+    RecordedEvent,
     StoredResponse,
     StreamRef,
     StreamWrite,
 )
 from coffeeshop.events.errors import ConcurrencyError
+from coffeeshop.events.idempotency import IdempotencyClaim
 from coffeeshop.events.registry import DomainEvent, registry
-from coffeeshop.events.store import EventStore, IdempotencyClaim
+from coffeeshop.events.store import EventStore
 
 S = TypeVar("S")
+Streams = dict[str, list[RecordedEvent]]
 MAX_ATTEMPTS = 8
 RETRY_PAUSE_S = 0.005
 RETRY_PAUSE_MAX_S = 0.2
@@ -95,11 +98,11 @@ class CommandExecutor:
         initial: S,
         evolve: Callable[[S, DomainEvent], S],
     ) -> Loaded[S]:
-        state, version, last_seq = initial, 0, 0
-        for recorded in self.store.load_stream(ctx.restaurant_id, stream_id):
-            state = evolve(state, recorded.decode(registry))
-            version, last_seq = recorded.version, recorded.seq
-        return Loaded(state, version, last_seq)
+        return fold(self.store.load_stream(ctx.restaurant_id, stream_id), initial, evolve)
+
+    def streams(self, ctx: CommandContext, stream_ids: Iterable[str]) -> Streams:
+        """Several aggregates' events in one read, for a decision that needs them all."""
+        return self.store.load_streams(ctx.restaurant_id, stream_ids)
 
     def expect(self, ctx: CommandContext, loaded: Loaded[Any]) -> int:
         """The version to append at: the loaded one, which must match If-Match when given."""
@@ -135,17 +138,20 @@ class CommandExecutor:
     def _run(
         self, ctx: CommandContext, attempt: Callable[[], Decision], creates: bool
     ) -> CommandResult:
+        # An Idempotency-Key is claimed by the append, which replays a recorded response.
+        # A retry that decides differently now (the order was paid since, the If-Match
+        # version moved on) or appends nothing looks the key up instead.
         status_code = 201 if creates else 200
-        if ctx.idempotency_key is not None:
-            prior = self.store.idempotent_response(
-                ctx.restaurant_id, ctx.idempotency_key, ctx.request_hash or ""
-            )
-            if prior is not None and prior.response is not None:
-                return CommandResult(prior.response.status_code, prior.response.body, True)
         for tries in range(self._max_attempts):
-            decision = attempt()
+            try:
+                decision = attempt()
+            except DomainError:
+                if (recorded := self._recorded(ctx)) is not None:
+                    return recorded
+                raise
             if not decision.primary.events and not any(w.events for w in decision.others):
-                return CommandResult(
+                recorded = self._recorded(ctx)
+                return recorded or CommandResult(
                     status_code,
                     _body(decision, decision.primary.expected_version, decision.current_seq),
                 )
@@ -164,6 +170,17 @@ class CommandExecutor:
             assert result.response is not None
             return CommandResult(result.response.status_code, result.response.body, result.replayed)
         raise ConcurrencyError(decision.aggregate_id, decision.primary.expected_version, -1)
+
+    def _recorded(self, ctx: CommandContext) -> CommandResult | None:
+        """The response recorded under the request's Idempotency-Key, if any."""
+        if ctx.idempotency_key is None:
+            return None
+        prior = self.store.idempotent_response(
+            ctx.restaurant_id, ctx.idempotency_key, ctx.request_hash or ""
+        )
+        if prior is None or prior.response is None:
+            return None
+        return CommandResult(prior.response.status_code, prior.response.body, True)
 
     def _append(self, ctx: CommandContext, decision: Decision, status_code: int) -> AppendResult:
         def respond(result: AppendResult) -> StoredResponse:
@@ -187,6 +204,17 @@ class CommandExecutor:
                 result.stream_id, result.version, result.position, respond(result), result.replayed
             )
         return result
+
+
+def fold(
+    recorded: Iterable[RecordedEvent], initial: S, evolve: Callable[[S, DomainEvent], S]
+) -> Loaded[S]:
+    """An aggregate's state from its stream's events."""
+    state, version, last_seq = initial, 0, 0
+    for event in recorded:
+        state = evolve(state, event.decode(registry))
+        version, last_seq = event.version, event.seq
+    return Loaded(state, version, last_seq)
 
 
 def _command_name(attempt: Callable[[], Decision]) -> str:

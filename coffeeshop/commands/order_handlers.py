@@ -14,6 +14,8 @@ from coffeeshop.commands.handling import (
     CommandResult,
     Decision,
     Loaded,
+    Streams,
+    fold,
     stream,
 )
 from coffeeshop.commands.models import (
@@ -44,7 +46,9 @@ class OrderCommands:
         line_ids = [str(uuid.uuid4()) for _ in body.items]
 
         def attempt() -> Decision:
-            items = self._menu_items(ctx, {str(i.menu_item_id) for i in body.items})
+            items = self._menu_items(
+                self._executor.streams(ctx, {str(i.menu_item_id) for i in body.items})
+            )
             lines = tuple(
                 self._line(line_id, request, items)
                 for line_id, request in zip(line_ids, body.items, strict=True)
@@ -67,8 +71,9 @@ class OrderCommands:
         item_id = str(body.menu_item_id)
 
         def attempt() -> Decision:
-            loaded = self._order(ctx, order_id)
-            items = self._menu_items(ctx, {item_id})
+            streams = self._executor.streams(ctx, [order_id, item_id])
+            loaded = fold(streams[order_id], order.Order(), order.evolve)
+            items = self._menu_items({item_id: streams[item_id]})
             command = order.AddItem(self._line(line_id, body, items))
             events = order.decide(command, loaded.state, self._executor.clock())
             checks = [
@@ -135,12 +140,11 @@ class OrderCommands:
             stream(ctx, ORDER_STREAM, order_id), self._executor.expect(ctx, loaded), tuple(events)
         )
 
-    def _menu_items(
-        self, ctx: CommandContext, item_ids: set[str]
-    ) -> dict[str, Loaded[menu_item.MenuItem]]:
+    @staticmethod
+    def _menu_items(streams: Streams) -> dict[str, Loaded[menu_item.MenuItem]]:
         return {
-            item_id: self._executor.load(ctx, item_id, menu_item.MenuItem(), menu_item.evolve)
-            for item_id in sorted(item_ids)
+            item_id: fold(recorded, menu_item.MenuItem(), menu_item.evolve)
+            for item_id, recorded in sorted(streams.items())
         }
 
     @staticmethod

@@ -80,6 +80,9 @@ def test_a_report_task_is_accepted_at_once_then_done_with_matching_csv(
         params={"date": today, "min_position": position},
         headers=owner.headers,
     ).json()
+    # The task reads the orders projection, which catches up on its own: wait for it too.
+    listed = client.get("/api/v1/orders", params={"min_position": position}, headers=owner.headers)
+    assert "x-projection-stale" not in listed.headers
 
     accepted = client.post("/api/v1/reports/daily", json={"date": today}, headers=owner.headers)
 

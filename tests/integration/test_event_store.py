@@ -20,10 +20,10 @@ from coffeeshop.events.envelope import (
     StreamWrite,
 )
 from coffeeshop.events.errors import ConcurrencyError, IdempotencyKeyReused
+from coffeeshop.events.idempotency import IdempotencyClaim
 from coffeeshop.events.registry import DomainEvent, EventRegistry
 from coffeeshop.events.schema import idempotency_keys, outbox
 from coffeeshop.events.store import EventStore as Store
-from coffeeshop.events.store import IdempotencyClaim
 
 registry = EventRegistry()
 
@@ -312,6 +312,33 @@ def test_another_restaurants_stream_reads_as_empty(store: Store, restaurant: str
     assert len(store.load_stream(restaurant, ref.stream_id)) == 2
 
 
+def test_load_streams_reads_several_streams_at_once(store: Store, restaurant: str) -> None:
+    first, second, elsewhere = order(restaurant), order(restaurant), order(new_id())
+    store.append_many(
+        [
+            StreamWrite(first, 0, (added("a"), added("b"))),
+            StreamWrite(second, 0, (added("c"),)),
+        ]
+    )
+    store.append(second, 1, [ItemRemoved(name="c")])
+    store.append(elsewhere, 0, [added("x")])
+    missing = new_id()
+
+    loaded = store.load_streams(
+        restaurant, [second.stream_id, first.stream_id, elsewhere.stream_id, missing]
+    )
+
+    assert loaded == {
+        first.stream_id: store.load_stream(restaurant, first.stream_id),
+        second.stream_id: store.load_stream(restaurant, second.stream_id),
+        elsewhere.stream_id: [],
+        missing: [],
+    }
+    assert [e.version for e in loaded[second.stream_id]] == [1, 2]
+    assert [e.data["name"] for e in loaded[first.stream_id]] == ["a", "b"]
+    assert store.load_streams(restaurant, []) == {}
+
+
 def test_read_restaurant_after_seq_up_to_seq_and_limit(store: Store, restaurant: str) -> None:
     other = new_id()
     streams = [order(restaurant), order(restaurant)]
@@ -510,6 +537,38 @@ def test_appending_with_an_expired_key_appends_anew(engine: Engine, restaurant: 
     assert row.request_hash == "hash-b"
     assert row.response == {"stream_id": ref.stream_id, "version": 2, "position": 2}
     assert store.append(ref, 1, [added()], idempotency=claim("k4", "hash-b")).replayed
+
+
+def test_an_expired_key_is_taken_over_by_the_append_itself(engine: Engine, restaurant: str) -> None:
+    """No look-up first: the append claims the key, finds it expired, and records anew."""
+    clock = FakeClock(datetime(2013, 7, 7, 8, 0, tzinfo=UTC))
+    store = Store(engine, registry, clock=clock)
+    first = order(restaurant)
+    store.append(first, 0, [added()], idempotency=claim("k5", "hash-a"))
+    clock.advance(hours=24, minutes=1)
+
+    second = order(restaurant)
+    result = store.append(second, 0, [added()], idempotency=claim("k5", "hash-b"))
+
+    assert not result.replayed
+    assert (result.stream_id, result.version, result.position) == (second.stream_id, 1, 2)
+    row = key_row(engine, restaurant, "k5")
+    assert (row.request_hash, row.stream_id) == ("hash-b", second.stream_id)
+    assert row.created_at.replace(tzinfo=UTC) == clock.now
+    assert store.append(order(restaurant), 0, [added()], idempotency=claim("k5", "hash-b")).replayed
+    assert store.head(restaurant) == 2
+
+
+def test_a_taken_key_appends_nothing_and_consumes_no_seq(engine: Engine, restaurant: str) -> None:
+    store = Store(engine, registry)
+    store.append(order(restaurant), 0, [added()], idempotency=claim("k6"))
+
+    with pytest.raises(IdempotencyKeyReused):
+        store.append(order(restaurant), 0, [added()], idempotency=claim("k6", "hash-b"))
+    assert store.append(order(restaurant), 0, [added()], idempotency=claim("k6")).replayed
+
+    assert store.head(restaurant) == 1
+    assert store.append(order(restaurant), 0, [added()]).position == 2
 
 
 def test_purge_deletes_only_keys_older_than_a_day(engine: Engine, restaurant: str) -> None:

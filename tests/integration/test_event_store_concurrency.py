@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar, TypeVar
 
 import pytest
@@ -23,10 +24,11 @@ from sqlalchemy import Engine, func, select
 
 from coffeeshop.events.envelope import AppendResult, StoredResponse, StreamRef
 from coffeeshop.events.errors import ConcurrencyError
+from coffeeshop.events.idempotency import IdempotencyClaim
 from coffeeshop.events.outbox import claim_batch, delete_entries
 from coffeeshop.events.registry import DomainEvent, EventRegistry
 from coffeeshop.events.schema import idempotency_keys
-from coffeeshop.events.store import EventStore, IdempotencyClaim
+from coffeeshop.events.store import EventStore
 
 T = TypeVar("T")
 registry = EventRegistry()
@@ -395,3 +397,31 @@ def test_one_idempotency_key_records_one_outcome(engine: Engine, target: str) ->
             select(func.count()).where(idempotency_keys.c.restaurant_id == restaurant)
         ).scalar_one()
     assert keys == 1
+
+
+def test_racing_retries_of_an_expired_key_record_one_new_outcome(engine: Engine) -> None:
+    """A key recorded more than 24 h ago: the racing requests that reuse it append once, and
+    every one answers with that new append's response."""
+    threads = 30
+    restaurant = new_id()
+    recorded_at = datetime(2014, 8, 8, 8, 0, tzinfo=UTC)
+    old = EventStore(engine, registry, clock=lambda: recorded_at)
+    claim = IdempotencyClaim("reused", "h", lambda r: StoredResponse(201, {"id": r.stream_id}))
+    old.append(
+        StreamRef(restaurant, "order", new_id()), 0, [Ticked(token="old")], idempotency=claim
+    )
+    store = EventStore(engine, registry, clock=lambda: recorded_at + timedelta(hours=25))
+    start = threading.Barrier(threads)
+
+    def attempt(i: int) -> AppendResult:
+        ref = StreamRef(restaurant, "order", new_id())
+        start.wait()
+        return store.append(ref, 0, [Ticked(token=str(i))], idempotency=claim)
+
+    results = run_threads(threads, attempt)
+
+    originals = [r for r in results if not r.replayed]
+    assert len(originals) == 1
+    assert {r.stream_id for r in results} == {originals[0].stream_id}
+    assert [e.seq for e in store.read_restaurant(restaurant)] == [1, 2]
+    assert store.head(restaurant) == 2

@@ -148,6 +148,42 @@ def test_adding_a_line_with_a_key_is_retry_safe(shop: Shop) -> None:
     assert shop.types(order_id) == ["OrderPlaced", "OrderItemAdded"]
 
 
+def test_a_retry_replays_even_when_the_command_would_now_be_refused(shop: Shop) -> None:
+    """The order was paid after the line was added: the retry still gets the first answer."""
+    item = shop.item()
+    order_id = shop.place(item)["id"]
+    path, body, key = f"{ORDERS}/{order_id}/items", {"menu_item_id": item, "quantity": 1}, _key()
+    first = accepted(shop.send("POST", path, body, headers={"Idempotency-Key": key}), version=2)
+    for step in ("start", "ready", "serve"):
+        accepted(shop.send("POST", f"{ORDERS}/{order_id}/{step}"))
+    total = shop.order_state(order_id).total_cents
+    accepted(
+        shop.send("POST", f"{ORDERS}/{order_id}/pay", {"method": "card", "amount_cents": total})
+    )
+    count = shop.count()
+
+    again = shop.send("POST", path, body, headers={"Idempotency-Key": key})
+
+    assert again.status_code == 200, again.text
+    assert again.json() == first
+    assert again.headers["idempotent-replayed"] == "true"
+    problem(shop.send("POST", path, {**body, "quantity": 3}, headers={"Idempotency-Key": key}), 422)
+    assert shop.count() == count
+
+
+def test_a_retry_with_a_stale_if_match_replays(shop: Shop) -> None:
+    order_id = shop.place(shop.item())["id"]
+    headers = {"Idempotency-Key": _key(), "If-Match": '"1"'}
+    first = accepted(shop.send("POST", f"{ORDERS}/{order_id}/start", headers=headers), version=2)
+
+    again = shop.send("POST", f"{ORDERS}/{order_id}/start", headers=headers)
+
+    assert again.status_code == 200, again.text
+    assert again.json() == first
+    assert again.headers["idempotent-replayed"] == "true"
+    assert shop.types(order_id) == ["OrderPlaced", "OrderPreparationStarted"]
+
+
 def test_a_failed_command_records_no_key(mshop: Shop) -> None:
     """A refused command appended nothing, so the fixed retry under the same key goes through."""
     item = mshop.item(available=False)
