@@ -430,7 +430,7 @@ def read_part(args: argparse.Namespace, figures: Figures, rss: RssSampler, tmp: 
 
 
 def setup_lines(args: argparse.Namespace, limits_url: str) -> list[str]:
-    conn = raw_limits.connect_mysql(limits_url)
+    conn = raw_limits.connect_mysql(limits_url, database=False)  # server facts only
     try:
         with conn.cursor() as cur:
             cur.execute(
