@@ -132,20 +132,22 @@ def _page_rows(
 def list_query(restaurant_id: str, filters: OrderFilters, page: PageRequest) -> Select[Any]:
     """One page (plus one row, to tell whether more exist) in index order.
 
-    An offset page finds its order ids on the index alone (a deferred join), then reads
-    just those rows: skipping through whole rows costs a row lookup per skipped order."""
+    A page past the first finds its order ids on the index alone (a deferred join), then
+    reads just those rows. Offset pages: skipping through whole rows costs a row lookup per
+    skipped order. Keyset pages: asked for whole rows, MariaDB walks the restaurant's index
+    from its newest entry with a row lookup each, instead of seeking to the cursor (25 s
+    half-way down a 1M-order restaurant, against 10 ms on the index alone)."""
     descending = filters.sort == "-created_at"
     scope = (orders.c.restaurant_id == restaurant_id, *_conditions(filters))
-    if page.cursor is None and page.skip:
-        keys = select(orders.c.order_id, orders.c.created_at).where(*scope)
-        slice_ = _ordered(keys, keys.selected_columns, descending)
-        ids = slice_.limit(page.limit + 1).offset(page.skip).subquery("page")
-        joined = select(orders).join(ids, ids.c.order_id == orders.c.order_id)
-        return _ordered(joined, ids.c, descending)
-    query = _ordered(select(orders).where(*scope), orders.c, descending).limit(page.limit + 1)
+    if page.cursor is None and not page.skip:
+        return _ordered(select(orders).where(*scope), orders.c, descending).limit(page.limit + 1)
+    keys = select(orders.c.order_id, orders.c.created_at).where(*scope)
     if page.cursor is not None:
-        return query.where(_after(page.cursor, filters.sort))
-    return query
+        keys = keys.where(_after(page.cursor, filters.sort))
+    slice_ = _ordered(keys, keys.selected_columns, descending).limit(page.limit + 1)
+    ids = (slice_.offset(page.skip) if page.skip else slice_).subquery("page")
+    joined = select(orders).join(ids, ids.c.order_id == orders.c.order_id)
+    return _ordered(joined, ids.c, descending)
 
 
 def _ordered(query: Select[Any], columns: Any, descending: bool) -> Select[Any]:
