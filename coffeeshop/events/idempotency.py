@@ -40,17 +40,18 @@ class KeyTaken(Exception):
         self.row = row
 
 
+_NEW_KEY = insert(idempotency_keys)  # built once: its cache key is memoised
+
+
 def claim_key(
     conn: Connection, restaurant_id: str, key: str, recorded: dict[str, Any], now: datetime
 ) -> None:
     """Record ``key`` with the response the append will give (``recorded``), in the caller's
     transaction; raise KeyTaken with the row of the committed request that holds it. An
     expired key is taken over, as if it had been purged."""
-    new_key = insert(idempotency_keys).values(
-        restaurant_id=restaurant_id, idempotency_key=key, **recorded
-    )
+    row_values = {"restaurant_id": restaurant_id, "idempotency_key": key, **recorded}
     try:
-        conn.execute(new_key)
+        conn.execute(_NEW_KEY, row_values)
         return
     except IntegrityError:
         pass  # only the statement failed; the transaction goes on: whose is the key?
@@ -59,7 +60,7 @@ def claim_key(
     )
     row = conn.execute(select(idempotency_keys).where(which)).first()
     if row is None:  # purged in between: the key is free again
-        conn.execute(new_key)
+        conn.execute(_NEW_KEY, row_values)
     elif as_utc(row.created_at) < now - IDEMPOTENCY_TTL:
         conn.execute(update(idempotency_keys).where(which).values(**recorded))
     else:
