@@ -518,5 +518,6 @@ def test_the_list_query_uses_an_index(
     assert ids["key"] is not None, plan
     assert ids["key"].startswith("ix_orders_"), plan
     assert ids["type"] != "ALL", plan
-    assert "filesort" not in (ids["Extra"] or ""), plan  # rows come in index order
+    if len(filters.statuses) < 2:  # several statuses: the planner may sort their ids
+        assert "filesort" not in (ids["Extra"] or ""), plan  # rows come in index order
     assert len(found) == 21
