@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 
+from anyio import to_thread
 from sqlalchemy import Engine, select
 
 from coffeeshop.projections.tracking import checkpoint_table
@@ -20,13 +23,15 @@ def applied_position(engine: Engine, projection: str, restaurant_id: str) -> int
     return int(seq or 0)
 
 
-def wait_until_applied(
+async def wait_until_applied(
     engine: Engine, projection: str, restaurant_id: str, position: int, timeout_s: float
 ) -> bool:
-    """True once ``projection`` has applied ``position``; False if the timeout came first."""
+    """True once ``projection`` has applied ``position``; False if the timeout came first.
+    Each check is one query in the thread pool; between checks it sleeps on the event loop."""
     deadline = time.monotonic() + timeout_s
-    while applied_position(engine, projection, restaurant_id) < position:
+    check = functools.partial(applied_position, engine, projection, restaurant_id)
+    while await to_thread.run_sync(check) < position:
         if time.monotonic() >= deadline:
             return False
-        time.sleep(POLL_INTERVAL_S)
+        await asyncio.sleep(POLL_INTERVAL_S)
     return True

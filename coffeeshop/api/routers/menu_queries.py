@@ -10,11 +10,11 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from coffeeshop.api.deps import ContainerDep, CurrentPrincipal, PageDep
 from coffeeshop.api.errors import ResourceNotFound, Unprocessable
-from coffeeshop.api.reads import MinPosition, await_position
+from coffeeshop.api.reads import STALE, fresh_to
 from coffeeshop.queries.menu import (
     CategoryView,
     ItemFilters,
@@ -29,7 +29,7 @@ from coffeeshop.queries.pagination import InvalidCursor, Page
 
 router = APIRouter(prefix="/api/v1")
 PROJECTION = "menu"
-STALE = "X-Projection-Stale"
+Fresh = Annotated[None, Depends(fresh_to(PROJECTION))]
 T = TypeVar("T")
 
 
@@ -43,11 +43,10 @@ def read_menu(
     caller: CurrentPrincipal,
     container: ContainerDep,
     response: Response,
-    min_position: MinPosition = None,
+    _fresh: Fresh,
 ) -> Response:
     """The whole current menu: categories by sort order, each with its items (sold-out ones
     too, with ``is_available: false``); archived items and removed categories are gone."""
-    await_position(container, caller, PROJECTION, min_position, response)
     body = current_menu(container.reads, container.cache, caller.restaurant_id)
     stale = response.headers.get(STALE)
     headers = {STALE: stale} if stale else None
@@ -60,10 +59,9 @@ def read_categories(
     container: ContainerDep,
     page: PageDep,
     response: Response,
-    min_position: MinPosition = None,
+    _fresh: Fresh,
 ) -> Page[CategoryView]:
     """The restaurant's categories by sort order, then name."""
-    await_position(container, caller, PROJECTION, min_position, response)
     return _paged(lambda: list_categories(container.reads, caller.restaurant_id, page))
 
 
@@ -79,10 +77,9 @@ def read_items(
     q: Annotated[
         str | None, Query(min_length=1, max_length=100, description="Name contains")
     ] = None,
-    min_position: MinPosition = None,
+    _fresh: Fresh,
 ) -> Page[MenuItemView]:
     """The restaurant's active menu items by name; filter by category, availability or name."""
-    await_position(container, caller, PROJECTION, min_position, response)
     filters = ItemFilters(
         category_id=str(category_id) if category_id else None, is_available=is_available, q=q
     )
@@ -95,10 +92,9 @@ def read_item(
     caller: CurrentPrincipal,
     container: ContainerDep,
     response: Response,
-    min_position: MinPosition = None,
+    _fresh: Fresh,
 ) -> MenuItemView:
     """One menu item, with ``ETag: "<version>"``; archived items are not found."""
-    await_position(container, caller, PROJECTION, min_position, response)
     item = get_item(container.reads, caller.restaurant_id, str(item_id))
     if item is None:
         raise ResourceNotFound("Menu item not found")

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from coffeeshop.api.deps import ContainerDep, CurrentPrincipal, PageDep
 from coffeeshop.api.errors import ResourceNotFound, Unprocessable
-from coffeeshop.api.reads import MinPosition, await_position
+from coffeeshop.api.reads import STALE, fresh_to
 from coffeeshop.projections import order_history as history_projection
 from coffeeshop.projections import orders as orders_projection
 from coffeeshop.queries import orders as queries
@@ -18,7 +18,8 @@ from coffeeshop.queries.orders import HistoryEntry, OrderFilters, OrderSort, Ord
 from coffeeshop.queries.pagination import InvalidCursor, Page
 
 router = APIRouter(prefix="/api/v1/orders", tags=["order queries"])
-STALE = "X-Projection-Stale"
+FreshOrders = Annotated[None, Depends(fresh_to(orders_projection.NAME))]
+FreshHistory = Annotated[None, Depends(fresh_to(history_projection.NAME))]
 
 
 @router.get("", response_model=Page[OrderView])
@@ -37,7 +38,7 @@ def list_orders(
     ] = None,
     created_to: Annotated[datetime | None, Query(description="Placed before (RFC 3339)")] = None,
     sort: Annotated[OrderSort, Query(description="created_at: oldest first")] = "-created_at",
-    min_position: MinPosition = None,
+    _fresh: FreshOrders,
 ) -> Response:
     """The restaurant's orders, newest first unless sort=created_at."""
     filters = OrderFilters(
@@ -52,7 +53,6 @@ def list_orders(
             "created_from is after created_to",
             errors=[{"loc": ["query", "created_from"], "msg": "must not be after created_to"}],
         )
-    await_position(container, caller, orders_projection.NAME, min_position, response)
     try:
         body = queries.list_orders_json(container.reads, caller.restaurant_id, filters, page)
     except InvalidCursor as exc:
@@ -68,10 +68,9 @@ def get_order(
     caller: CurrentPrincipal,
     container: ContainerDep,
     response: Response,
-    min_position: MinPosition = None,
+    _fresh: FreshOrders,
 ) -> OrderView:
     """One order with its lines, totals and timestamps; the ETag is its version."""
-    await_position(container, caller, orders_projection.NAME, min_position, response)
     order = queries.get_order(container.reads, caller.restaurant_id, str(order_id))
     if order is None:
         raise _not_found(response)
@@ -87,10 +86,9 @@ def get_order_history(
     container: ContainerDep,
     page: PageDep,
     response: Response,
-    min_position: MinPosition = None,
+    _fresh: FreshHistory,
 ) -> Page[HistoryEntry]:
     """The order's events, oldest first, with who sent each and when (audit trail)."""
-    await_position(container, caller, history_projection.NAME, min_position, response)
     try:
         history = queries.order_history(container.reads, caller.restaurant_id, str(order_id), page)
     except InvalidCursor as exc:

@@ -6,19 +6,20 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from coffeeshop.api.container import Container
 from coffeeshop.api.deps import ContainerDep, ManagerPrincipal
 from coffeeshop.api.errors import ResourceNotFound, Unprocessable
-from coffeeshop.api.reads import MinPosition, await_position
+from coffeeshop.api.reads import fresh_to
 from coffeeshop.api.report_tasks import ReportTask
 from coffeeshop.queries.reports import DailyReport, daily_report
 
 router = APIRouter(prefix="/api/v1")
 PROJECTION = "daily_sales"
+Fresh = Annotated[None, Depends(fresh_to(PROJECTION))]
 
 LocalDate = Annotated[
     str,
@@ -37,13 +38,12 @@ def read_daily_report(
     container: ContainerDep,
     response: Response,
     day: LocalDate,
-    min_position: MinPosition = None,
+    _fresh: Fresh,
 ) -> DailyReport:
     """One local day's sales in the restaurant's time zone: orders placed that day
     (cancelled ones included), payments, revenue without tips, tips, the average ticket,
     the ten best-selling items and all 24 hours. A day without orders is all zeros."""
     local_day = _calendar_date(day)
-    await_position(container, caller, PROJECTION, min_position, response)
     return daily_report(container.reads, caller.restaurant_id, local_day)
 
 
