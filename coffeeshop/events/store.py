@@ -164,12 +164,9 @@ class EventStore:
             result = AppendResult(result.stream_id, result.version, result.position, response)
         current = _stream_versions(conn, [write.stream.stream_id for write in writes])
         for write in writes:
-            if current.get(write.stream.stream_id, 0) != write.expected_version:
-                raise ConcurrencyError(
-                    write.stream.stream_id,
-                    write.expected_version,
-                    current.get(write.stream.stream_id, 0),
-                )
+            version = current.get(write.stream.stream_id, 0)
+            if version != write.expected_version:
+                raise ConcurrencyError(write.stream.stream_id, write.expected_version, version)
         meta = (metadata or EventMetadata()).to_json()
         rows: list[dict[str, Any]] = []
         for write in writes:
@@ -463,10 +460,7 @@ def _stream_versions(conn: Connection, stream_ids: Sequence[str]) -> dict[str, i
 
 
 def _stream_version(conn: Connection, stream_id: str) -> int:
-    value = conn.execute(
-        select(func.max(events.c.version)).where(events.c.stream_id == stream_id)
-    ).scalar()
-    return int(value or 0)
+    return _stream_versions(conn, [stream_id]).get(stream_id, 0)
 
 
 # Built once: SQLAlchemy memoises a statement object's cache key, and working one out again
