@@ -45,9 +45,8 @@ EMBEDDED_SWEEP_S = 0.5
 GRACEFUL_STOP_S = 15.0  # a stopping process waits this long for the batch in hand
 log = logging.getLogger("coffeeshop.runtime")
 bus_log = logging.getLogger("coffeeshop.bus")  # FastStream's own lines, through our logging
-BUS_BATCH = (
-    2000  # messages per read: per-batch costs (locks, prefetch, flush) are most of the cost at 500
-)
+# Messages per read: at 500, the per-batch costs (locks, prefetch, flush) were most of the cost.
+BUS_BATCH = 2000
 DEAD_CONSUMER_MS = 5 * 60 * 1000  # a live projector reads at least every second
 
 
