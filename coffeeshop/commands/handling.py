@@ -2,7 +2,10 @@
 
 A handler supplies ``attempt``: a function that loads the aggregates it needs from their
 streams and returns a Decision. On a concurrency conflict the attempt runs again with fresh
-state (a bounded number of times) unless the caller pinned a version with If-Match.
+state unless the caller pinned a version with If-Match. After a few lost races it runs once
+more holding the restaurant's append lock, where no other writer can overtake it: a stream
+that others keep moving (a category gaining items, a popular menu item) cannot starve a
+command into a 409.
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection
 
 from coffeeshop.commands.errors import DomainError, VersionMismatch
 from coffeeshop.commands.metrics import COMMANDS
@@ -33,9 +39,12 @@ from coffeeshop.events.store import EventStore
 
 S = TypeVar("S")
 Streams = dict[str, list[RecordedEvent]]
-MAX_ATTEMPTS = 8
+OPTIMISTIC_ATTEMPTS = 3
 RETRY_PAUSE_S = 0.005
-RETRY_PAUSE_MAX_S = 0.2
+RETRY_PAUSE_MAX_S = 0.05
+
+_locked: ContextVar[Connection | None] = ContextVar("locked_append_connection", default=None)
+"""The serialized attempt's connection: its loads and its append run in that transaction."""
 
 
 @dataclass(frozen=True)
@@ -86,10 +95,12 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
 
 
 class CommandExecutor:
-    def __init__(self, store: EventStore, clock: Clock, max_attempts: int = MAX_ATTEMPTS) -> None:
+    def __init__(
+        self, store: EventStore, clock: Clock, optimistic_attempts: int = OPTIMISTIC_ATTEMPTS
+    ) -> None:
         self.store = store
         self.clock = clock
-        self._max_attempts = max_attempts
+        self._optimistic_attempts = optimistic_attempts
 
     def load(
         self,
@@ -98,11 +109,12 @@ class CommandExecutor:
         initial: S,
         evolve: Callable[[S, DomainEvent], S],
     ) -> Loaded[S]:
-        return fold(self.store.load_stream(ctx.restaurant_id, stream_id), initial, evolve)
+        recorded = self.store.load_stream(ctx.restaurant_id, stream_id, conn=_locked.get())
+        return fold(recorded, initial, evolve)
 
     def streams(self, ctx: CommandContext, stream_ids: Iterable[str]) -> Streams:
         """Several aggregates' events in one read, for a decision that needs them all."""
-        return self.store.load_streams(ctx.restaurant_id, stream_ids)
+        return self.store.load_streams(ctx.restaurant_id, stream_ids, conn=_locked.get())
 
     def expect(self, ctx: CommandContext, loaded: Loaded[Any]) -> int:
         """The version to append at: the loaded one, which must match If-Match when given."""
@@ -138,38 +150,52 @@ class CommandExecutor:
     def _run(
         self, ctx: CommandContext, attempt: Callable[[], Decision], creates: bool
     ) -> CommandResult:
-        # An Idempotency-Key is claimed by the append, which replays a recorded response.
-        # A retry that decides differently now (the order was paid since, the If-Match
-        # version moved on) or appends nothing looks the key up instead.
         status_code = 201 if creates else 200
-        for tries in range(self._max_attempts):
+        for tries in range(self._optimistic_attempts):
             try:
-                decision = attempt()
-            except DomainError:
-                if (recorded := self._recorded(ctx)) is not None:
-                    return recorded
-                raise
-            if not decision.primary.events and not any(w.events for w in decision.others):
-                recorded = self._recorded(ctx)
-                return recorded or CommandResult(
-                    status_code,
-                    _body(decision, decision.primary.expected_version, decision.current_seq),
-                )
-            try:
-                result = self._append(ctx, decision, status_code)
-            except ConcurrencyError as conflict:
-                pinned = conflict.stream_id == decision.primary.stream.stream_id
-                if ctx.if_match is not None and pinned:
-                    raise VersionMismatch(ctx.if_match, conflict.current_version) from conflict
+                return self._once(ctx, attempt, status_code)
+            except ConcurrencyError:
                 # Another stream moved (or no version was pinned): decide again on fresh
                 # state after a random pause that doubles each time (capped), so writers
-                # contending for a busy aggregate (a category, a menu item) spread out.
+                # contending for a busy aggregate spread out.
                 pause = min(RETRY_PAUSE_MAX_S, RETRY_PAUSE_S * 2**tries)
                 time.sleep(random.uniform(0, pause))  # noqa: S311
-                continue
-            assert result.response is not None
-            return CommandResult(result.response.status_code, result.response.body, result.replayed)
-        raise ConcurrencyError(decision.aggregate_id, decision.primary.expected_version, -1)
+        # Still losing: decide once more while no one else can append to the restaurant.
+        with self.store.serialized(ctx.restaurant_id) as conn:
+            token = _locked.set(conn)
+            try:
+                return self._once(ctx, attempt, status_code)
+            finally:
+                _locked.reset(token)
+
+    def _once(
+        self, ctx: CommandContext, attempt: Callable[[], Decision], status_code: int
+    ) -> CommandResult:
+        """One attempt: decide, then append. An Idempotency-Key is claimed by the append,
+        which replays a recorded response; an attempt that decides differently now (the
+        order was paid since, the If-Match version moved on) or appends nothing looks the
+        key up instead."""
+        try:
+            decision = attempt()
+        except DomainError:
+            if (recorded := self._recorded(ctx)) is not None:
+                return recorded
+            raise
+        if not decision.primary.events and not any(w.events for w in decision.others):
+            recorded = self._recorded(ctx)
+            return recorded or CommandResult(
+                status_code,
+                _body(decision, decision.primary.expected_version, decision.current_seq),
+            )
+        try:
+            result = self._append(ctx, decision, status_code)
+        except ConcurrencyError as conflict:
+            pinned = conflict.stream_id == decision.primary.stream.stream_id
+            if ctx.if_match is not None and pinned:
+                raise VersionMismatch(ctx.if_match, conflict.current_version) from conflict
+            raise
+        assert result.response is not None
+        return CommandResult(result.response.status_code, result.response.body, result.replayed)
 
     def _recorded(self, ctx: CommandContext) -> CommandResult | None:
         """The response recorded under the request's Idempotency-Key, if any."""
@@ -198,7 +224,7 @@ class CommandExecutor:
             idempotency_key=ctx.idempotency_key,
         )
         writes = [decision.primary, *decision.others]
-        result = self.store.append_many(writes, metadata, claim)
+        result = self.store.append_many(writes, metadata, claim, conn=_locked.get())
         if result.response is None:
             return AppendResult(
                 result.stream_id, result.version, result.position, respond(result), result.replayed

@@ -3,6 +3,10 @@
 One append is one transaction. It bumps the restaurant's row in ``restaurant_sequences``
 first; that row lock is held until commit, so within a restaurant ``seq`` order is commit
 order and has no holes. ``UNIQUE(stream_id, version)`` is the backstop for the version check.
+
+``serialized`` hands out a transaction that holds that lock before anything is read, for a
+writer that lost too many optimistic races: loads and appends on its connection see, and
+decide on, the latest state while no one else can append to the restaurant.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, insert, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from coffeeshop.events import jsonio
@@ -38,6 +43,14 @@ from coffeeshop.events.metrics import CONCURRENCY_CONFLICTS, EVENTS_APPENDED
 from coffeeshop.events.partition import WHOLE, Partition
 from coffeeshop.events.registry import DomainEvent, EventRegistry
 from coffeeshop.events.schema import events, idempotency_keys, outbox, restaurant_sequences
+from coffeeshop.events.sequences import (
+    NoSequence,
+    current_version,
+    current_versions,
+    insert_sequence,
+    lock_sequence,
+    take_sequence,
+)
 
 log = logging.getLogger("coffeeshop.store")
 
@@ -80,19 +93,24 @@ class EventStore:
         writes: Sequence[StreamWrite],
         metadata: EventMetadata | None = None,
         idempotency: IdempotencyClaim | None = None,
+        conn: Connection | None = None,
     ) -> AppendResult:
         """Append to several streams of one restaurant in one transaction, all or nothing.
 
         Each write's expected version is checked, including writes with no events, so a
         decision that depended on another aggregate fails if that aggregate moved. The
-        result describes the first write that has events.
+        result describes the first write that has events. Given ``conn`` (from
+        ``serialized``), the append is part of its transaction and commits with it.
         """
         restaurants = {write.stream.restaurant_id for write in writes}
         if len(restaurants) != 1 or not any(write.events for write in writes):
             raise ValueError("append_many needs events for exactly one restaurant")
         restaurant_id = next(iter(restaurants))
         try:
-            result = self._commit(restaurant_id, writes, metadata, idempotency)
+            if conn is not None:
+                result = self._append_within(conn, writes, metadata, idempotency)
+            else:
+                result = self._commit(restaurant_id, writes, metadata, idempotency)
         except ConcurrencyError:
             CONCURRENCY_CONFLICTS.inc()
             raise
@@ -100,12 +118,43 @@ class EventStore:
             for write in writes:
                 for event in write.events:
                     EVENTS_APPENDED.labels(event.event_type).inc()
-            for hook in self.after_commit:
-                try:
-                    hook(restaurant_id)
-                except Exception:  # the append is committed: a doorbell must not fail it
-                    log.warning("after-commit hook failed", exc_info=True)
+            if conn is None:
+                self._committed(restaurant_id)
         return result
+
+    @contextmanager
+    def serialized(self, restaurant_id: str) -> Iterator[Connection]:
+        """A transaction holding the restaurant's append lock from its first statement.
+
+        Loads and appends given its connection decide on the latest state, and no other
+        append to the restaurant can commit in between: the way out for a command that kept
+        losing optimistic races on a busy stream. Commits on a clean exit, then rings the
+        after-commit hooks; rolls back on an exception.
+        """
+        with self._engine.connect() as conn:
+            conn.begin()
+            try:
+                lock_sequence(conn, restaurant_id)
+            except NoSequence:  # first append: create the row on its own, as _commit does
+                conn.rollback()
+                with self._engine.begin() as own:
+                    insert_sequence(own, restaurant_id, naive_utc(self._clock()))
+                conn.begin()
+                lock_sequence(conn, restaurant_id)
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        self._committed(restaurant_id)
+
+    def _committed(self, restaurant_id: str) -> None:
+        for hook in self.after_commit:
+            try:
+                hook(restaurant_id)
+            except Exception:  # the append is committed: a doorbell must not fail it
+                log.warning("after-commit hook failed", exc_info=True)
 
     def _commit(
         self,
@@ -118,18 +167,40 @@ class EventStore:
             try:
                 with self._engine.begin() as conn:
                     return self._append(conn, writes, metadata, idempotency)
-            except _NoSequence:
+            except NoSequence:
                 # The restaurant's first append: create its sequence row in a transaction of
                 # its own, then append. Creating it inside the append would let concurrent
                 # first appends deadlock on MariaDB/MySQL (shared locks on the new key, or
                 # gap locks when the inserting transaction rolls back).
                 with self._engine.begin() as conn:
-                    _insert_ignore(conn, restaurant_id, naive_utc(self._clock()))
+                    insert_sequence(conn, restaurant_id, naive_utc(self._clock()))
                 with self._engine.begin() as conn:
                     return self._append(conn, writes, metadata, idempotency)
         except KeyTaken as taken:
             assert idempotency is not None
             return replay(taken.row, idempotency.key, idempotency.request_hash)
+
+    def _append_within(
+        self,
+        conn: Connection,
+        writes: Sequence[StreamWrite],
+        metadata: EventMetadata | None,
+        idempotency: IdempotencyClaim | None,
+    ) -> AppendResult:
+        """``_append`` in the caller's transaction, under a savepoint: a replayed key or a
+        conflict undoes its sequence bump, so the commit leaves no hole in ``seq``."""
+        savepoint = conn.begin_nested()
+        try:
+            result = self._append(conn, writes, metadata, idempotency)
+        except KeyTaken as taken:
+            savepoint.rollback()
+            assert idempotency is not None
+            return replay(taken.row, idempotency.key, idempotency.request_hash)
+        except BaseException:
+            savepoint.rollback()
+            raise
+        savepoint.commit()
+        return result
 
     def _append(
         self,
@@ -141,7 +212,7 @@ class EventStore:
         now = naive_utc(self._clock())
         restaurant_id = writes[0].stream.restaurant_id
         count = sum(len(write.events) for write in writes)
-        last_seq = _take_sequence(conn, restaurant_id, count, now)
+        last_seq = take_sequence(conn, restaurant_id, count, now)
         primary = next(write for write in writes if write.events)
         result = AppendResult(
             stream_id=primary.stream.stream_id,
@@ -162,7 +233,7 @@ class EventStore:
             }
             claim_key(conn, restaurant_id, idempotency.key, recorded, self._clock())
             result = AppendResult(result.stream_id, result.version, result.position, response)
-        current = _stream_versions(conn, [write.stream.stream_id for write in writes])
+        current = current_versions(conn, [write.stream.stream_id for write in writes])
         for write in writes:
             version = current.get(write.stream.stream_id, 0)
             if version != write.expected_version:
@@ -191,7 +262,7 @@ class EventStore:
         except IntegrityError as exc:  # a writer that skipped the sequence lock raced us
             stream_id = writes[0].stream.stream_id
             raise ConcurrencyError(
-                stream_id, writes[0].expected_version, _stream_version(conn, stream_id)
+                stream_id, writes[0].expected_version, current_version(conn, stream_id)
             ) from exc
         conn.execute(
             insert(outbox),
@@ -204,7 +275,7 @@ class EventStore:
 
     def ensure_restaurant(self, conn: Connection, restaurant_id: str) -> None:
         """Create the restaurant's sequence row (idempotent); part of the caller's transaction."""
-        _insert_ignore(conn, restaurant_id, naive_utc(self._clock()))
+        insert_sequence(conn, restaurant_id, naive_utc(self._clock()))
 
     # -- idempotency -----------------------------------------------------------------------
 
@@ -247,25 +318,34 @@ class EventStore:
     # -- reading ---------------------------------------------------------------------------
 
     def load_stream(
-        self, restaurant_id: str, stream_id: str, after_version: int = 0
+        self,
+        restaurant_id: str,
+        stream_id: str,
+        after_version: int = 0,
+        conn: Connection | None = None,
     ) -> list[RecordedEvent]:
-        """A stream's events in version order; another restaurant's stream reads as empty."""
-        with self._engine.connect() as conn:
-            sql = _stream_sql(conn.dialect.paramstyle, 1, after_version=True)
-            return self._fetch_sql(conn, sql, [restaurant_id, stream_id, after_version])
+        """A stream's events in version order; another restaurant's stream reads as empty.
+        Read in the caller's transaction when given ``conn``."""
+        if conn is None:
+            with self._engine.connect() as own:
+                return self.load_stream(restaurant_id, stream_id, after_version, own)
+        sql = _stream_sql(conn.dialect.paramstyle, 1, after_version=True)
+        return self._fetch_sql(conn, sql, [restaurant_id, stream_id, after_version])
 
     def load_streams(
-        self, restaurant_id: str, stream_ids: Iterable[str]
+        self, restaurant_id: str, stream_ids: Iterable[str], conn: Connection | None = None
     ) -> dict[str, list[RecordedEvent]]:
         """Several streams in one query, each in version order, keyed by every id asked for
         (a missing stream, or another restaurant's, is an empty list)."""
         found: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in stream_ids}
         if not found:
             return found
-        with self._engine.connect() as conn:
-            sql = _stream_sql(conn.dialect.paramstyle, len(found))
-            for event in self._fetch_sql(conn, sql, [restaurant_id, *sorted(found)]):
-                found[event.stream_id].append(event)
+        if conn is None:
+            with self._engine.connect() as own:
+                return self.load_streams(restaurant_id, found, own)
+        sql = _stream_sql(conn.dialect.paramstyle, len(found))
+        for event in self._fetch_sql(conn, sql, [restaurant_id, *sorted(found)]):
+            found[event.stream_id].append(event)
         return found
 
     def read_restaurant(
@@ -347,7 +427,7 @@ class EventStore:
 
     def stream_version(self, stream_id: str) -> int:
         with self._engine.connect() as conn:
-            return _stream_version(conn, stream_id)
+            return current_version(conn, stream_id)
 
     def _fetch(self, query: Any, conn: Connection | None = None) -> list[RecordedEvent]:
         """Run ``query`` (selecting every ``events`` column) in the caller's transaction when
@@ -421,68 +501,6 @@ def _json(value: Any) -> Any:
     return jsonio.loads(value) if isinstance(value, str | bytes) else value
 
 
-class _NoSequence(Exception):
-    """Internal: the restaurant has no row in ``restaurant_sequences`` yet."""
-
-
-def _take_sequence(conn: Connection, restaurant_id: str, count: int, now: datetime) -> int:
-    """Reserve ``count`` seqs; the row lock it takes serialises this restaurant's appends.
-
-    One round trip: MySQL/MariaDB hand the new value back through ``LAST_INSERT_ID(expr)``
-    (the cursor's lastrowid), SQLite through RETURNING."""
-    params = {"restaurant": restaurant_id, "count": count, "now": now}
-    if conn.dialect.name in ("mysql", "mariadb"):
-        result = conn.execute(_BUMP_SEQUENCE, params)
-        if result.rowcount == 0:
-            raise _NoSequence
-        return int(result.lastrowid)
-    last = conn.execute(_BUMP_SEQUENCE_RETURNING, params).scalar()
-    if last is None:
-        raise _NoSequence
-    return int(last)
-
-
-def _insert_ignore(conn: Connection, restaurant_id: str, now: datetime) -> None:
-    statement = (
-        insert(restaurant_sequences)
-        .values(restaurant_id=restaurant_id, last_seq=0, updated_at=now)
-        .prefix_with("IGNORE", dialect="mysql")
-        .prefix_with("IGNORE", dialect="mariadb")
-        .prefix_with("OR IGNORE", dialect="sqlite")
-    )
-    conn.execute(statement)
-
-
-def _stream_versions(conn: Connection, stream_ids: Sequence[str]) -> dict[str, int]:
-    """Each stream's version, in one query; streams without events are left out (0)."""
-    rows = conn.execute(_STREAM_VERSIONS, {"streams": sorted(set(stream_ids))}).all()
-    return {str(stream_id): int(version) for stream_id, version in rows}
-
-
-def _stream_version(conn: Connection, stream_id: str) -> int:
-    return _stream_versions(conn, [stream_id]).get(stream_id, 0)
-
-
-# Built once: SQLAlchemy memoises a statement object's cache key, and working one out again
-# for a statement built per call (values and all) cost several percent of a placed order.
-_SEQUENCE_ROW = restaurant_sequences.c.restaurant_id == bindparam("restaurant")
-_BUMPED = restaurant_sequences.c.last_seq + bindparam("count")
-_BUMP_SEQUENCE = (  # MySQL/MariaDB: the new value comes back as the statement's lastrowid
-    update(restaurant_sequences)
-    .where(_SEQUENCE_ROW)
-    .values(last_seq=func.last_insert_id(_BUMPED), updated_at=bindparam("now"))
-)
-_BUMP_SEQUENCE_RETURNING = (
-    update(restaurant_sequences)
-    .where(_SEQUENCE_ROW)
-    .values(last_seq=_BUMPED, updated_at=bindparam("now"))
-    .returning(restaurant_sequences.c.last_seq)
-)
-_STREAM_VERSIONS = (
-    select(events.c.stream_id, func.max(events.c.version))
-    .where(events.c.stream_id.in_(bindparam("streams", expanding=True)))
-    .group_by(events.c.stream_id)
-)
 _EVENT_COLUMNS = ", ".join(column.name for column in events.columns)
 
 
