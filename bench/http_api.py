@@ -219,6 +219,9 @@ def drain_seconds(engine: Engine, restaurant_ids: Sequence[str]) -> float:
 # -- profiling ---------------------------------------------------------------------------------
 
 
+READ_PROFILES = {"B pages": "get_orders.txt", "B menu": "get_menu.txt"}
+
+
 def py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
     binary = BIN / "py-spy"
     if not binary.exists():
@@ -226,7 +229,7 @@ def py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | Non
         return None
     argv = [str(binary), "record", "-d", str(int(seconds)), "-p", str(pid), "-o", str(out)]
     return subprocess.Popen(  # own child, waited for by the caller
-        [*argv, "-f", "raw"],
+        [*argv, "-f", "raw", "--gil"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -409,8 +412,9 @@ def read_part(args: argparse.Namespace, figures: Figures, rss: RssSampler, tmp: 
             wrk_into(figures, "B health", health)
             for name, (path, script_args) in loads.items():
                 spy = None
-                if run == 0 and args.profile and name == "B pages":
-                    spy = py_spy(workers[0], args.seconds - 2, args.profile / "get_orders.txt")
+                if run == 0 and args.profile and name in READ_PROFILES:
+                    out = args.profile / READ_PROFILES[name]
+                    spy = py_spy(workers[0], args.seconds - 2, out)
                 cpu_before = cpu_seconds(workers)
                 result = raw_limits.run_wrk(
                     base + path,
@@ -588,7 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     table.print()
     if args.profile:
-        for name in ("post_orders.txt", "get_orders.txt"):
+        for name in ("post_orders.txt", *READ_PROFILES.values()):
             path = args.profile / name
             if path.exists():
                 print(f"\npy-spy, one api worker, {name}:")
