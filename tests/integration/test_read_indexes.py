@@ -153,6 +153,10 @@ def test_the_item_list_uses_its_index(mysql_engine: Engine, case: str, keyset: b
     tenants = Tenants()
     restaurant_id = tenants.ids[0]
     category, available, indexes, index_order = ITEM_CASES[case]
+    if keyset:
+        # The cursor makes the name sargable too: (restaurant, archived, name) is then as good
+        # a seek as the category's, and which one wins depends on sampled statistics.
+        indexes = indexes | {ITEMS + "archived_name"}
     filters = menu_queries.ItemFilters(
         category_id=tenants.categories[restaurant_id][3] if category else None,
         is_available=available,
