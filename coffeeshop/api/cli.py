@@ -248,7 +248,11 @@ def _replay_restaurant(
     if container.store.head(args.restaurant) == 0:
         sys.exit(f"coffeeshop replay: restaurant {args.restaurant} has no events in the store")
     rebuilder = Rebuilder(
-        container.engine, container.store, container.clock, batch_size=args.batch_size
+        container.engine,
+        container.store,
+        container.clock,
+        batch_size=args.batch_size,
+        cache=container.cache,
     )
     for projection in chosen:
         count = rebuilder.replay_restaurant(projection, args.restaurant)

@@ -61,6 +61,8 @@ class Container:
     async def aclose(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
+        if isinstance(self.cache, RedisCache):
+            await self.cache.aclose()
         self.close()
 
 
@@ -110,7 +112,8 @@ def _build_cache(settings: Settings) -> Cache:
     no retries, and the cache fails open); an in-process LRU in embedded mode."""
     if settings.redis_url is None:
         return MemoryCache()
-    return RedisCache(_sync_redis(settings.redis_url))
+    url = settings.redis_url
+    return RedisCache(_sync_redis(url), async_client=_async_redis(url))
 
 
 def _async_redis(url: str) -> Redis:

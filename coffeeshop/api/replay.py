@@ -77,7 +77,12 @@ def _bulk_rebuilder(
         projections = [p.projection for p in build_projectors(container, names)]
         yield (
             Rebuilder(
-                engine, container.store, container.clock, batch_size=batch_size, progress=progress
+                engine,
+                container.store,
+                container.clock,
+                batch_size=batch_size,
+                progress=progress,
+                cache=container.cache,
             ),
             projections,
         )

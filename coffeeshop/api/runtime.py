@@ -56,7 +56,10 @@ def build_projectors(container: Container, names: Sequence[str] = ()) -> list[Pr
     if unknown:
         raise ValueError(f"unknown projection(s): {', '.join(sorted(unknown))}")
     chosen = [projections[name] for name in names] if names else list(projections.values())
-    return [Projector(p, container.engine, container.store, container.clock) for p in chosen]
+    return [
+        Projector(p, container.engine, container.store, container.clock, cache=container.cache)
+        for p in chosen
+    ]
 
 
 class ProjectorRunner:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.registry import DomainEvent, registry
@@ -23,6 +23,18 @@ from coffeeshop.projections.tracking import checkpoint_table
 Handler = Callable[[Rows, RecordedEvent], None]
 Prefetch = Callable[[Rows, Sequence[RecordedEvent]], None]
 E = TypeVar("E", bound=DomainEvent)
+
+
+class CacheWriter(Protocol):
+    """What a projection may do to the read cache (the queries' Cache fits)."""
+
+    def set(self, key: str, value: bytes, ttl_s: int) -> None: ...
+
+
+Announce = Callable[[Connection, CacheWriter, Sequence[str]], None]
+"""Runs in the projector's transaction on the live tables, after the rows are written and
+before the commit, for the restaurants whose events the projection handled: it tells the
+cache what that transaction makes current."""
 
 
 def decode(event: RecordedEvent, kind: type[E]) -> E:
@@ -44,7 +56,9 @@ class Projection:
     which is what lets a single tenant be rebuilt or compared on its own. ``prefetch`` may
     load, in a few queries, the rows a batch of events is about to touch. ``checkpoint``
     defaults to the ``<name>_checkpoints`` table of the application's schema. ``weight`` is
-    the relative cost of rebuilding it, used to spread a replay over parallel jobs."""
+    the relative cost of rebuilding it, used to spread a replay over parallel jobs.
+    ``announce``, if any, is told about the live changes (rebuilds and verifies write other
+    tables and announce nothing)."""
 
     name: str
     tables: tuple[Table, ...]
@@ -52,6 +66,7 @@ class Projection:
     prefetch: Prefetch = _no_prefetch
     checkpoint: Table | None = None
     weight: int = 1
+    announce: Announce | None = None
 
     @property
     def checkpoints(self) -> Table:

@@ -9,25 +9,43 @@ version after the event (the ETag of single-item reads); ``updated_at`` is the e
 Every handler bumps it in the projector's transaction, so a committed menu change and its new
 generation become visible together, and a given generation always names the same menu (replay
 reproduces it). Cached menus are keyed by it: nothing ever has to be invalidated.
+
+The projector also announces each new generation to the cache, before its commit, so a reader
+can find the current menu in the cache without asking the database (``announce``). The entry
+lives ``GENERATION_TTL_S``: if an announcement is lost (Redis blipped, a key was evicted at the
+wrong moment), readers ask the tables again within that time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    select,
+)
 
 from coffeeshop.events import menu as ev
 from coffeeshop.events.clock import naive_utc
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.schema import Timestamp, Uuid
-from coffeeshop.projections.base import Handler, Projection, decode
+from coffeeshop.projections.base import CacheWriter, Handler, Projection, decode
 from coffeeshop.projections.rows import MissingRow, Rows
 from coffeeshop.projections.schema import metadata
 from coffeeshop.projections.tracking import checkpoint_table
 
 NAME = "menu"
 CHECKPOINTS = checkpoint_table(NAME)
+GENERATION_TTL_S = 5
 
 menu_categories = Table(
     "menu_categories",
@@ -89,7 +107,19 @@ def build() -> Projection:
         ev.MenuItemAvailabilityChanged.event_type: _item_availability_changed,
         ev.MenuItemArchived.event_type: _item_archived,
     }
-    return Projection(name=NAME, tables=TABLES, handlers=handlers)
+    return Projection(name=NAME, tables=TABLES, handlers=handlers, announce=announce)
+
+
+def generation_cache_key(restaurant_id: str) -> str:
+    return f"menu-generation:{restaurant_id}"
+
+
+def announce(conn: Connection, cache: CacheWriter, restaurant_ids: Sequence[str]) -> None:
+    """The generations this transaction makes current, read inside it, into the cache."""
+    g = menu_generations.c
+    query = select(g.restaurant_id, g.generation).where(g.restaurant_id.in_(restaurant_ids))
+    for restaurant_id, generation in conn.execute(query):
+        cache.set(generation_cache_key(restaurant_id), b"%d" % generation, GENERATION_TTL_S)
 
 
 def search_key(text: str) -> str:

@@ -20,7 +20,7 @@ from coffeeshop.events.clock import Clock, naive_utc, utc_now
 from coffeeshop.events.envelope import RecordedEvent
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import tracking
-from coffeeshop.projections.base import Projection
+from coffeeshop.projections.base import CacheWriter, Projection
 from coffeeshop.projections.metrics import EVENTS_PROJECTED
 from coffeeshop.projections.rows import RowBuffer, Rows
 
@@ -47,8 +47,10 @@ class Projector:
         *,
         batch_size: int = 2000,
         targets: Mapping[Table, Table] | None = None,
+        cache: CacheWriter | None = None,
     ) -> None:
-        """``targets`` redirects the projection's tables (shadow or scratch copies)."""
+        """``targets`` redirects the projection's tables (shadow or scratch copies); ``cache``
+        receives the projection's announcements of live changes."""
         self.projection = projection
         self.name = projection.name
         self._engine = engine
@@ -57,6 +59,7 @@ class Projector:
         self.batch_size = batch_size
         self._targets = dict(targets or {})
         self._checkpoints = self._targets.get(projection.checkpoints, projection.checkpoints)
+        self._cache = cache if projection.announce is not None and not self._targets else None
 
     def apply_batch(self, events: Sequence[RecordedEvent]) -> int:
         """Apply events delivered by the bus, in one transaction; returns how many applied.
@@ -179,7 +182,20 @@ class Projector:
         now = naive_utc(self._clock())
         for restaurant_id, events in work:
             tracking.advance(conn, self._checkpoints, restaurant_id, events[-1].seq, now)
+        self._announce(conn, work)
         EVENTS_PROJECTED.labels(self.name).inc(sum(len(events) for _, events in work))
+
+    def _announce(
+        self, conn: Connection, work: Sequence[tuple[str, Sequence[RecordedEvent]]]
+    ) -> None:
+        """Before the commit, so a reader that trusts the cache is never behind a committed
+        change; one that hears early reads the tables, which still hold the last commit."""
+        if self._cache is None or self.projection.announce is None:
+            return
+        handles = self.projection.handles
+        changed = [rid for rid, events in work if any(handles(e.type) for e in events)]
+        if changed:
+            run_handler(self.name, None, self.projection.announce, conn, self._cache, changed)
 
     def _guard(self) -> _FailureRecorder:
         return _FailureRecorder(self)

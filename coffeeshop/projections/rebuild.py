@@ -29,7 +29,7 @@ from coffeeshop.events.locking import lock_for_write
 from coffeeshop.events.partition import WHOLE, Partition
 from coffeeshop.events.store import EventStore
 from coffeeshop.projections import shadow, tracking
-from coffeeshop.projections.base import Projection
+from coffeeshop.projections.base import CacheWriter, Projection
 from coffeeshop.projections.projector import Projector, apply_events, run_handler
 from coffeeshop.projections.rows import RowBuffer
 
@@ -92,13 +92,16 @@ class Rebuilder:
         batch_size: int = DEFAULT_BATCH,
         rows_kept: int = ROWS_KEPT,
         progress: Progress = _quiet,
+        cache: CacheWriter | None = None,
     ) -> None:
+        """``cache`` hears what the catch-up on the live tables after a swap changes."""
         self._engine = engine
         self._store = store
         self._clock = clock
         self._batch_size = batch_size
         self._rows_kept = rows_kept
         self._progress = progress
+        self._cache = cache
         self._conn: Connection | None = None
         self._outer: Connection | None = None
 
@@ -387,7 +390,7 @@ class Rebuilder:
         return work, touched
 
     def _catch_up_live(self, projection: Projection, restaurant_id: str | None = None) -> None:
-        projector = Projector(projection, self._engine, self._store, self._clock)
+        projector = Projector(projection, self._engine, self._store, self._clock, cache=self._cache)
         if restaurant_id is None:
             projector.catch_up()
         else:

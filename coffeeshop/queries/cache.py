@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import RedisError
 
 log = logging.getLogger("coffeeshop.cache")
@@ -23,7 +24,15 @@ log = logging.getLogger("coffeeshop.cache")
 class Cache(Protocol):
     def get(self, key: str) -> bytes | None: ...
 
+    async def aget(self, key: str) -> bytes | None:
+        """``get`` for the event loop: a hit costs no thread."""
+        ...
+
     def set(self, key: str, value: bytes, ttl_s: int) -> None: ...
+
+    def add(self, key: str, value: bytes, ttl_s: int) -> None:
+        """``set``, unless the key holds a value already."""
+        ...
 
     def close(self) -> None: ...
 
@@ -42,8 +51,11 @@ class RedisCache:
         prefix: str = "coffeeshop:cache:",
         pause_s: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        async_client: AsyncRedis | None = None,
     ) -> None:
+        """``async_client`` serves ``aget``; without one, ``aget`` is always a miss."""
         self._client = client
+        self._async_client = async_client
         self._prefix = prefix
         self._pause_s = pause_s
         self._monotonic = monotonic
@@ -57,15 +69,29 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             self._failed("get", exc)
             return None
-        if value is None:
+        return _as_bytes(value)
+
+    async def aget(self, key: str) -> bytes | None:
+        if self._async_client is None or self._paused():
             return None
-        return bytes(value) if not isinstance(value, bytes) else value
+        try:
+            value: Any = await self._async_client.get(self._prefix + key)
+        except (RedisError, OSError) as exc:
+            self._failed("get", exc)
+            return None
+        return _as_bytes(value)
 
     def set(self, key: str, value: bytes, ttl_s: int) -> None:
+        self._set(key, value, ttl_s, only_new=False)
+
+    def add(self, key: str, value: bytes, ttl_s: int) -> None:
+        self._set(key, value, ttl_s, only_new=True)
+
+    def _set(self, key: str, value: bytes, ttl_s: int, *, only_new: bool) -> None:
         if self._paused():
             return
         try:
-            self._client.set(self._prefix + key, value, ex=max(1, int(ttl_s)))
+            self._client.set(self._prefix + key, value, ex=max(1, int(ttl_s)), nx=only_new)
         except (RedisError, OSError) as exc:
             self._failed("set", exc)
 
@@ -74,6 +100,10 @@ class RedisCache:
             self._client.close()
         except (RedisError, OSError) as exc:  # pragma: no cover - closing a broken client
             log.warning("closing the Redis cache client failed: %r", exc)
+
+    async def aclose(self) -> None:
+        if self._async_client is not None:
+            await self._async_client.aclose()
 
     def _paused(self) -> bool:
         return self._monotonic() < self._paused_until
@@ -113,12 +143,24 @@ class MemoryCache:
             self._entries.move_to_end(key)
             return value
 
+    async def aget(self, key: str) -> bytes | None:
+        return self.get(key)  # a dict lookup under a lock held for microseconds
+
     def set(self, key: str, value: bytes, ttl_s: int) -> None:
         with self._lock:
-            self._entries[key] = (self._monotonic() + ttl_s, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            self._put(key, value, ttl_s)
+
+    def add(self, key: str, value: bytes, ttl_s: int) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or self._monotonic() >= entry[0]:
+                self._put(key, value, ttl_s)
+
+    def _put(self, key: str, value: bytes, ttl_s: int) -> None:
+        self._entries[key] = (self._monotonic() + ttl_s, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
 
     def close(self) -> None:
         with self._lock:
@@ -127,3 +169,9 @@ class MemoryCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    return bytes(value) if not isinstance(value, bytes) else value

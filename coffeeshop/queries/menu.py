@@ -10,7 +10,14 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, Row, Select, and_, false, func, or_, select
 
-from coffeeshop.projections.menu import menu_categories, menu_generations, menu_items, search_key
+from coffeeshop.projections.menu import (
+    GENERATION_TTL_S,
+    generation_cache_key,
+    menu_categories,
+    menu_generations,
+    menu_items,
+    search_key,
+)
 from coffeeshop.queries.cache import Cache
 from coffeeshop.queries.metrics import CACHE_LOOKUPS
 from coffeeshop.queries.pagination import InvalidCursor, Page, PageRequest, build_page
@@ -81,16 +88,36 @@ def menu_generation(conn: Connection, restaurant_id: str) -> int:
     return int(value or 0)
 
 
+async def cached_menu(cache: Cache, restaurant_id: str) -> bytes | None:
+    """The current menu straight from the cache, or None: no database, no thread.
+
+    The generation comes from the projector's announcement, made before the commit that
+    created it, so it is never older than the committed menu; a document is cached only under
+    the generation it was read at. A miss (no announcement, or no document yet) is answered
+    by ``current_menu``.
+    """
+    raw = await cache.aget(generation_cache_key(restaurant_id))
+    if raw is None or not raw.isdigit():
+        return None
+    document = await cache.aget(menu_cache_key(restaurant_id, int(raw)))
+    if document is not None:
+        CACHE_LOOKUPS.labels("menu", "hit").inc()
+    return document
+
+
 def current_menu(engine: Engine, cache: Cache, restaurant_id: str) -> bytes:
-    """The restaurant's menu as JSON bytes (a ``Menu``).
+    """The restaurant's menu as JSON bytes (a ``Menu``), from the tables' generation.
 
     The cache key holds the menu generation, which the projector bumps in the transaction that
     changes the menu, so a menu committed before this call is never answered from an older
     entry. The document is read in one statement; it is cached only when the generation did not
     move between the first read and the last, so an entry holds exactly its generation's menu.
+    The generation read is offered to ``cached_menu``'s readers too, unless an announcement
+    is there already (it is as new as this read, or newer).
     """
     with engine.connect() as conn:
         generation = menu_generation(conn, restaurant_id)
+    cache.add(generation_cache_key(restaurant_id), b"%d" % generation, GENERATION_TTL_S)
     key = menu_cache_key(restaurant_id, generation)
     cached = cache.get(key)  # no connection (nor SQLite lock) held while the cache answers
     CACHE_LOOKUPS.labels("menu", "miss" if cached is None else "hit").inc()

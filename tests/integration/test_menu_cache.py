@@ -56,9 +56,15 @@ class Counting:
             self.hits += 1
         return value
 
+    async def aget(self, key: str) -> bytes | None:
+        return await self.inner.aget(key)
+
     def set(self, key: str, value: bytes, ttl_s: int) -> None:
         self.sets.append(key)
         self.inner.set(key, value, ttl_s)
+
+    def add(self, key: str, value: bytes, ttl_s: int) -> None:
+        self.inner.add(key, value, ttl_s)
 
     def close(self) -> None:
         self.inner.close()

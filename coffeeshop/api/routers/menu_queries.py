@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 from uuid import UUID
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Response
 
 from coffeeshop.api.deps import ContainerDep, CurrentPrincipal, PageDep
@@ -20,6 +21,7 @@ from coffeeshop.queries.menu import (
     ItemFilters,
     Menu,
     MenuItemView,
+    cached_menu,
     current_menu,
     get_item,
     list_categories,
@@ -39,7 +41,7 @@ T = TypeVar("T")
     response_class=Response,
     responses={200: {"model": Menu, "content": {"application/json": {}}}},
 )
-def read_menu(
+async def read_menu(
     caller: CurrentPrincipal,
     container: ContainerDep,
     response: Response,
@@ -47,7 +49,11 @@ def read_menu(
 ) -> Response:
     """The whole current menu: categories by sort order, each with its items (sold-out ones
     too, with ``is_available: false``); archived items and removed categories are gone."""
-    body = current_menu(container.reads, container.cache, caller.restaurant_id)
+    body = await cached_menu(container.cache, caller.restaurant_id)
+    if body is None:  # the tables' turn, in the thread pool
+        body = await to_thread.run_sync(
+            current_menu, container.reads, container.cache, caller.restaurant_id
+        )
     stale = response.headers.get(STALE)
     headers = {STALE: stale} if stale else None
     return Response(content=body, media_type="application/json", headers=headers)
