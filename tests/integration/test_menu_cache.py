@@ -47,6 +47,7 @@ class Counting:
         self.inner = inner
         self.hits = self.misses = 0
         self.sets: list[str] = []
+        self.adds: list[str] = []
 
     def get(self, key: str) -> bytes | None:
         value = self.inner.get(key)
@@ -64,6 +65,7 @@ class Counting:
         self.inner.set(key, value, ttl_s)
 
     def add(self, key: str, value: bytes, ttl_s: int) -> None:
+        self.adds.append(key)
         self.inner.add(key, value, ttl_s)
 
     def close(self) -> None:

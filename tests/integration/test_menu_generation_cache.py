@@ -27,35 +27,10 @@ from coffeeshop.projections.projector import Projector
 from coffeeshop.queries.cache import Cache, MemoryCache, RedisCache
 from coffeeshop.queries.menu import Menu, _read_menu, cached_menu, current_menu, menu_cache_key
 from tests.conftest import REDIS_URL
-from tests.integration.test_menu_cache import FakeTime, sync_redis
+from tests.integration.test_menu_cache import Counting, FakeTime, sync_redis
 from tests.integration.test_menu_projection import MenuWorld, StepClock
 
 PREFIX = "coffeeshop:cache:"
-
-
-class Recording:
-    """Wraps a cache and records every write, in order."""
-
-    def __init__(self, inner: Cache) -> None:
-        self.inner = inner
-        self.writes: list[tuple[str, str, bytes]] = []
-
-    def get(self, key: str) -> bytes | None:
-        return self.inner.get(key)
-
-    async def aget(self, key: str) -> bytes | None:
-        return await self.inner.aget(key)
-
-    def set(self, key: str, value: bytes, ttl_s: int) -> None:
-        self.writes.append(("set", key, value))
-        self.inner.set(key, value, ttl_s)
-
-    def add(self, key: str, value: bytes, ttl_s: int) -> None:
-        self.writes.append(("add", key, value))
-        self.inner.add(key, value, ttl_s)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.fixture
@@ -176,26 +151,26 @@ def test_the_announcement_expires(mysql_engine: Engine, make_world: WorldFactory
 def test_batches_without_menu_events_announce_nothing(
     engine: Engine, make_world: WorldFactory
 ) -> None:
-    recording = Recording(MemoryCache())
+    recording = Counting(MemoryCache())
     world = make_world(engine, recording)
     item = world.item(world.category("Drinks"), "Latte")
     world.project()
-    assert len(recording.writes) == 1  # one batch, one restaurant: one announcement
+    assert len(recording.sets + recording.adds) == 1  # one batch, one restaurant: one announcement
 
     orders = OrderCommands(CommandExecutor(world.store, StepClock()), lambda *_: True)
     body = OrderCreate.model_validate({"items": [{"menu_item_id": item, "quantity": 2}]})
     orders.place(world.ctx, body)
     assert world.project() > 0  # the order's events pass the menu projection by
-    assert len(recording.writes) == 1
+    assert len(recording.sets + recording.adds) == 1
 
 
 def test_rebuilds_write_other_tables_and_announce_nothing(world: World) -> None:
     world.category("Drinks")
-    recording = Recording(MemoryCache())
+    recording = Counting(MemoryCache())
     scratch = {table: table for table in menu.build().all_tables}  # any redirect at all
     shadow = Projector(menu.build(), world.engine, world.store, targets=scratch, cache=recording)
     shadow.catch_up_restaurant(world.restaurant_id, world.store.head(world.restaurant_id))
-    assert recording.writes == []
+    assert recording.sets + recording.adds == []
 
 
 # -- the reader ----------------------------------------------------------------------------------
