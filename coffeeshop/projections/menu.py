@@ -114,12 +114,17 @@ def generation_cache_key(restaurant_id: str) -> str:
     return f"menu-generation:{restaurant_id}"
 
 
+def generation_entry(restaurant_id: str, generation: int) -> tuple[str, bytes, int]:
+    """Key, value and TTL of a generation in the cache, for whoever writes one."""
+    return generation_cache_key(restaurant_id), b"%d" % generation, GENERATION_TTL_S
+
+
 def announce(conn: Connection, cache: CacheWriter, restaurant_ids: Sequence[str]) -> None:
     """The generations this transaction makes current, read inside it, into the cache."""
     g = menu_generations.c
     query = select(g.restaurant_id, g.generation).where(g.restaurant_id.in_(restaurant_ids))
     for restaurant_id, generation in conn.execute(query):
-        cache.set(generation_cache_key(restaurant_id), b"%d" % generation, GENERATION_TTL_S)
+        cache.set(*generation_entry(restaurant_id, generation))
 
 
 def search_key(text: str) -> str:

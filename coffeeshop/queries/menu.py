@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, Row, Select, and_, false, func, or_, select
 
 from coffeeshop.projections.menu import (
-    GENERATION_TTL_S,
     generation_cache_key,
+    generation_entry,
     menu_categories,
     menu_generations,
     menu_items,
@@ -117,7 +117,7 @@ def current_menu(engine: Engine, cache: Cache, restaurant_id: str) -> bytes:
     """
     with engine.connect() as conn:
         generation = menu_generation(conn, restaurant_id)
-    cache.add(generation_cache_key(restaurant_id), b"%d" % generation, GENERATION_TTL_S)
+    cache.add(*generation_entry(restaurant_id, generation))
     key = menu_cache_key(restaurant_id, generation)
     cached = cache.get(key)  # no connection (nor SQLite lock) held while the cache answers
     CACHE_LOOKUPS.labels("menu", "miss" if cached is None else "hit").inc()
